@@ -490,6 +490,10 @@ mod tests {
         assert_eq!((c.sample_rate, c.channels), (8000, 1));
     }
 
+    // The hand-made HE-AAC configs below were checked by splicing them into the sequence header
+    // of the 22050 Hz ffmpeg FLV: ffprobe then reports 44100 Hz / 2 channels for HE-AAC and
+    // 48000 Hz / 2 channels for HE-AACv2, as asserted here.
+
     #[test]
     fn he_aac_explicit() {
         // 00101 (5) 0111 (22050) 0010 (2 ch) 0100 (ext 44100) 00010 (LC) 000 (GA)

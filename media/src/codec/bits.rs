@@ -92,7 +92,10 @@ impl<'a> BitReader<'a> {
 
     /// Reads one bit, `u(1)`.
     pub fn read_bit(&mut self) -> Result<bool, CodecError> {
-        let byte = *self.data.get(self.pos / 8).ok_or_else(|| self.truncated())?;
+        let byte = *self
+            .data
+            .get(self.pos / 8)
+            .ok_or_else(|| self.truncated())?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1;
         self.pos += 1;
         Ok(bit == 1)
@@ -203,14 +206,6 @@ pub(crate) struct ByteCursor<'a> {
 impl<'a> ByteCursor<'a> {
     pub(crate) fn new(data: &'a [u8], what: &'static str) -> Self {
         ByteCursor { data, pos: 0, what }
-    }
-
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.data.len().saturating_sub(self.pos)
     }
 
     pub(crate) fn truncated(&self) -> CodecError {
@@ -337,7 +332,6 @@ mod tests {
         assert_eq!(c.u8().unwrap(), 1);
         assert_eq!(c.u16().unwrap(), 0x0203);
         assert_eq!(c.take(2).unwrap(), 3..5);
-        assert_eq!(c.remaining(), 0);
         assert!(c.u8().is_err());
         assert!(c.take(usize::MAX).is_err());
     }

@@ -264,7 +264,10 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, CodecError> {
         return Err(r.invalid("forbidden_zero_bit", "set"));
     }
     if nal_unit_type != 7 {
-        return Err(r.invalid("nal_unit_type", format!("{nal_unit_type}, expected 7 (SPS)")));
+        return Err(r.invalid(
+            "nal_unit_type",
+            format!("{nal_unit_type}, expected 7 (SPS)"),
+        ));
     }
 
     let profile_idc = r.read_u8()?;
@@ -334,7 +337,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, CodecError> {
     let vui_parameters_present = r.read_bit()?;
 
     // Section 7.4.2.1.1, equations 7-19 to 7-22.
-    let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
     let field_factor: u64 = if frame_mbs_only { 1 } else { 2 };
     let (crop_unit_x, crop_unit_y) = match chroma_array_type {
         0 => (1u64, field_factor),
@@ -528,6 +535,13 @@ mod tests {
     const HIGH422_10_INTERLACED: &[u8] =
         include_bytes!("../../testdata/ffmpeg-x264-high422-10-interlaced-854x480-avcC.bin");
 
+    /// An SPS written by `testdata/crafted-sps.py` (no encoder at hand writes SPS scaling
+    /// matrices: x264 puts them in the PPS) and checked against FFmpeg: with this SPS spliced
+    /// into an x264 stream, `ffmpeg -bsf:v trace_headers` reads every element as intended and
+    /// ffprobe reports 1920x1080, SAR 4:3, 30000/1001 fps.
+    const CRAFTED_SPS: &[u8] =
+        include_bytes!("../../testdata/crafted-h264-sps-scaling-matrices-poc1-mbaff-1080p.bin");
+
     fn parse(bytes: &'static [u8]) -> AvcConfig {
         AvcConfig::parse(Bytes::from_static(bytes)).expect("parses")
     }
@@ -538,7 +552,10 @@ mod tests {
         // ffprobe: profile=High level=31 854x480 yuv420p r_frame_rate=60/1
         let c = parse(HIGH);
         assert_eq!(c.codec_string(), "avc1.64001f");
-        assert_eq!((c.profile_idc, c.profile_compatibility, c.level_idc), (100, 0, 31));
+        assert_eq!(
+            (c.profile_idc, c.profile_compatibility, c.level_idc),
+            (100, 0, 31)
+        );
         assert_eq!(c.nal_length_size, 4);
         assert_eq!((c.sps.len(), c.pps.len()), (1, 1));
         assert_eq!(c.sps[0][0] & 0x1f, 7);
@@ -599,7 +616,7 @@ mod tests {
     }
 
     #[test]
-    fn x264_high444_with_scaling_matrices() {
+    fn x264_high444() {
         // -profile:v high444 -pix_fmt yuv444p -x264-params cqm=jvt, 25 fps.
         // ffprobe: profile="High 4:4:4 Predictive" level=30 854x480 sar 1:1
         let c = parse(HIGH444_CQM);
@@ -608,7 +625,8 @@ mod tests {
         assert_eq!(sps.profile_idc, 244);
         assert_eq!(sps.chroma_format_idc, 3);
         assert!(!sps.separate_colour_plane);
-        assert!(sps.seq_scaling_matrix_present);
+        // x264 sends its quantisation matrices in the PPS, not the SPS.
+        assert!(!sps.seq_scaling_matrix_present);
         // 4:4:4 crops in single pixels: 864 - 10.
         assert_eq!(sps.frame_crop.map(|c| c.right), Some(10));
         assert_eq!(
@@ -647,6 +665,58 @@ mod tests {
                 chroma_format_idc: 2,
             }
         );
+    }
+
+    #[test]
+    fn crafted_sps_with_scaling_matrices_poc_type_1_and_mbaff() {
+        let sps = parse_sps(CRAFTED_SPS).unwrap();
+        assert_eq!(sps.profile_idc, 100);
+        assert_eq!(sps.level_idc, 40);
+        // Lists 0, 1 (nextScale 0 at once: default), 3 (ends early), 4, 6 and 7 present.
+        assert!(sps.seq_scaling_matrix_present);
+        assert_eq!(sps.pic_order_cnt_type, 1);
+        assert!(!sps.frame_mbs_only);
+        assert!(sps.mb_adaptive_frame_field);
+        // 1088 coded lines, 4:2:0 field-coded: CropUnitY = 4, bottom offset 2.
+        assert_eq!(
+            sps.frame_crop,
+            Some(FrameCrop {
+                left: 0,
+                right: 0,
+                top: 0,
+                bottom: 2
+            })
+        );
+        let vui = sps.vui.clone().unwrap();
+        assert_eq!(vui.error, None);
+        assert_eq!(vui.aspect_ratio_idc, Some(255));
+        assert_eq!(vui.video_format, Some(5));
+        assert_eq!(vui.video_full_range, Some(true));
+        assert_eq!(
+            vui.colour_description,
+            Some(ColourDescription {
+                colour_primaries: 1,
+                transfer_characteristics: 1,
+                matrix_coefficients: 1
+            })
+        );
+        assert_eq!(vui.chroma_sample_loc, Some((0, 0)));
+        assert_eq!(
+            sps.info(),
+            VideoInfo {
+                width: 1920,
+                height: 1080,
+                frame_rate: Some((30000, 1001)),
+                sample_aspect_ratio: Some((4, 3)),
+                bit_depth: 8,
+                chroma_format_idc: 1,
+            }
+        );
+        for n in 0..CRAFTED_SPS.len() {
+            if let Ok(s) = parse_sps(&CRAFTED_SPS[..n]) {
+                assert_eq!((s.width, s.height), (1920, 1080));
+            }
+        }
     }
 
     #[test]
@@ -698,7 +768,10 @@ mod tests {
                 // Only a prefix that drops nothing but the optional High-profile trailer may
                 // parse, and then to the same thing.
                 if let Ok(c) = AvcConfig::parse(prefix) {
-                    assert_eq!((c.sps, c.pps, c.info), (full.sps.clone(), full.pps.clone(), full.info));
+                    assert_eq!(
+                        (c.sps, c.pps, c.info),
+                        (full.sps.clone(), full.pps.clone(), full.info)
+                    );
                 }
             }
             let sps = &full.sps[0];
@@ -817,7 +890,10 @@ mod tests {
         assert_eq!(reduced_ratio(60000, 2002), Some((30000, 1001)));
         assert_eq!(reduced_ratio(0, 2), None);
         assert_eq!(reduced_ratio(5, 0), None);
-        assert_eq!(reduced_ratio(u64::from(u32::MAX), 2 * u64::from(u32::MAX)), Some((1, 2)));
+        assert_eq!(
+            reduced_ratio(u64::from(u32::MAX), 2 * u64::from(u32::MAX)),
+            Some((1, 2))
+        );
         assert_eq!(reduced_ratio(1, 2 * u64::from(u32::MAX)), None);
         assert_eq!(sample_aspect_ratio_from_idc(0), None);
         assert_eq!(sample_aspect_ratio_from_idc(1), Some((1, 1)));

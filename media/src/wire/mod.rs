@@ -118,7 +118,8 @@ pub struct MediaFlags(u8);
 impl MediaFlags {
     /// No flag set.
     pub const NONE: Self = Self(0);
-    /// Bit 0: a random access point (video keyframe; set on every audio frame is allowed).
+    /// Bit 0: a video keyframe (FLV frame type 1) that is a coded frame, not a config. 0 for
+    /// audio and script data.
     pub const KEYFRAME: Self = Self(1);
     /// Bit 1: a sequence header / codec configuration (AVC/HEVC decoder configuration record,
     /// AAC AudioSpecificConfig), not a frame.
@@ -395,7 +396,8 @@ pub enum Message {
     Error(ErrorMsg),
     /// `0x8A`.
     Subscribe(Subscribe),
-    /// Any other byte 0; receivers ignore it. Encodes as that single byte.
+    /// Any other byte 0; receivers ignore it. Encodes as that single byte (so `kind` must
+    /// not be a known type).
     Unknown {
         /// Byte 0.
         kind: u8,

@@ -1,0 +1,2 @@
+//! (being written)
+pub async fn handler() -> &'static str { "not yet" }

@@ -1,0 +1,6 @@
+//! Viewer egress: the WebSocket endpoint of the Lockstep protocol ([`ws`]), the shared
+//! per-viewer feed with the slow-viewer rule ([`feed`]), and HTTP-FLV output ([`flv`]).
+
+pub mod feed;
+pub mod flv;
+pub mod ws;
