@@ -76,7 +76,9 @@ fn make_stream() -> String {
             .args(["-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i"])
             .arg("testsrc2=size=1280x720:rate=30")
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M"])
+            .args([
+                "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M",
+            ])
             .args(["-g", "30", "-c:a", "aac", "-b:a", "128k", "-f", "flv"])
             .arg(&path)
             .status()

@@ -1,3 +1,16 @@
+"""Writes crafted-hevc-sps-inter-rps-scaling-lists-1080p.bin and
+crafted-h264-sps-scaling-matrices-poc1-mbaff-1080p.bin: parameter sets exercising syntax that
+x264 / x265 never put in an SPS (H.264 SPS scaling matrices, POC type 1, MBAFF cropping; H.265
+sub-layer profile/level, scaling_list_data, PCM, inter-predicted short-term RPSs, long-term
+refs, extended SAR, default display window).
+
+Verification (needs x265.hevc / x264.h264 made by ffmpeg with libx265 / libx264, e.g.
+`ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=30 -frames:v 2 -c:v libx265 -f hevc x265.hevc`):
+the script splices each SPS into the stream (crafted.hevc / crafted.h264); then
+`ffmpeg -i crafted.hevc -c copy -bsf:v trace_headers -f null -` shows every SPS element read as
+written here, and `ffprobe -show_streams` reports 1920x1080, SAR 7:5, 24000/1001 (H.265) and
+1920x1080, SAR 4:3, 30000/1001 (H.264). The slices then fail to decode, as expected.
+"""
 import sys
 class W:
     def __init__(s): s.bits=[]
@@ -129,8 +142,8 @@ def h264_sps():
     w.trailing()
     return epb(w.bytes())
 
-open('crafted-hevc-sps.bin','wb').write(hevc_sps())
-open('crafted-h264-sps.bin','wb').write(h264_sps())
+open('crafted-hevc-sps-inter-rps-scaling-lists-1080p.bin','wb').write(hevc_sps())
+open('crafted-h264-sps-scaling-matrices-poc1-mbaff-1080p.bin','wb').write(h264_sps())
 # splice into annex B streams: replace SPS NAL
 def splice(path, sps, typ_fn, out):
     d=open(path,'rb').read()

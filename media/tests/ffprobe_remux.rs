@@ -29,14 +29,25 @@ fn check(name: &str, inputs: &[&str], codec_args: &[&str]) {
     ffmpeg(&args);
 
     let result = flv_to_mp4(std::fs::read(&flv).unwrap().into()).expect("remux");
-    assert!(result.skipped.is_empty(), "skipped tags: {:?}", result.skipped);
-    assert!(result.warnings.is_empty(), "warnings: {:?}", result.warnings);
+    assert!(
+        result.skipped.is_empty(),
+        "skipped tags: {:?}",
+        result.skipped
+    );
+    assert!(
+        result.warnings.is_empty(),
+        "warnings: {:?}",
+        result.warnings
+    );
     std::fs::write(&mp4, &result.mp4).unwrap();
 
     compare_streams(&flv, &mp4);
     compare_packets(&flv, &mp4);
     let errors = decode_errors(&mp4);
-    assert!(errors.trim().is_empty(), "{name}: ffmpeg decode errors: {errors}");
+    assert!(
+        errors.trim().is_empty(),
+        "{name}: ffmpeg decode errors: {errors}"
+    );
 }
 
 fn compare_streams(flv: &Path, mp4: &Path) {
@@ -83,7 +94,11 @@ fn compare_packets(flv: &Path, mp4: &Path) {
         .filter(|k| src.iter().any(|p| p.stream == **k))
         .count();
     assert!(kinds_with_packets > 0, "ffprobe saw no packets in {flv:?}");
-    assert_eq!(kinds_with_packets, streams(flv).len(), "a stream without packets");
+    assert_eq!(
+        kinds_with_packets,
+        streams(flv).len(),
+        "a stream without packets"
+    );
     for kind in ["video", "audio"] {
         let (a, b) = (relative(&src, kind), relative(&out, kind));
         assert_eq!(a.len(), b.len(), "{kind} packet count");
@@ -118,7 +133,14 @@ fn h264_baseline_with_aac() {
         "baseline_aac",
         &[VIDEO_320, TONE_44K],
         &[
-            "-c:v", "libx264", "-profile:v", "baseline", "-g", "30", "-c:a", "aac",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
         ],
     );
 }
@@ -129,8 +151,18 @@ fn h264_high_with_b_frames_and_aac_48k_mono() {
         "high_bframes",
         &[VIDEO_320, "sine=frequency=300:sample_rate=48000"],
         &[
-            "-c:v", "libx264", "-profile:v", "high", "-bf", "3", "-g", "45", "-c:a", "aac",
-            "-ac", "1",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-g",
+            "45",
+            "-c:a",
+            "aac",
+            "-ac",
+            "1",
         ],
     );
 }
@@ -140,7 +172,16 @@ fn h264_with_mp3() {
     check(
         "mp3",
         &[VIDEO_320, TONE_44K],
-        &["-c:v", "libx264", "-g", "30", "-c:a", "libmp3lame", "-b:a", "128k"],
+        &[
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+        ],
     );
 }
 
@@ -160,7 +201,14 @@ fn non_zero_start_timestamp() {
         "offset_start",
         &[VIDEO_320, TONE_44K],
         &[
-            "-c:v", "libx264", "-bf", "2", "-c:a", "aac", "-output_ts_offset", "7.5",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "7.5",
         ],
     );
 }

@@ -39,9 +39,13 @@ pub enum Event {
 pub enum DemuxError {
     #[error("not an FLV stream: signature {found:02x?} at byte {offset}, expected \"FLV\"")]
     Signature { found: [u8; 3], offset: u64 },
-    #[error("FLV header DataOffset {data_offset} at byte {offset} is smaller than the 9-byte header")]
+    #[error(
+        "FLV header DataOffset {data_offset} at byte {offset} is smaller than the 9-byte header"
+    )]
     DataOffset { data_offset: u32, offset: u64 },
-    #[error("PreviousTagSize {found} at byte {offset} does not match the previous tag ({expected})")]
+    #[error(
+        "PreviousTagSize {found} at byte {offset} does not match the previous tag ({expected})"
+    )]
     PreviousTagSize {
         found: u32,
         expected: u32,

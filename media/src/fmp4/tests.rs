@@ -647,10 +647,11 @@ mod ffmpeg {
     }
 
     fn real_tools_case(name: &str, codec_args: &[&str], time_offset: u64) {
-        if !have("ffmpeg") || !have("ffprobe") {
-            eprintln!("ffmpeg/ffprobe not found; skipping {name}");
-            return;
-        }
+        // The test suite installs ffmpeg (tests/setup.sh): its absence is a failure, not a skip.
+        assert!(
+            have("ffmpeg") && have("ffprobe"),
+            "ffmpeg/ffprobe not found ({name}): run tests/setup.sh"
+        );
         let dir = std::env::temp_dir().join(format!("lockstep-fmp4-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let dir = TempDir(dir);

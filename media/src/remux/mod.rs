@@ -27,8 +27,8 @@ use bytes::Bytes;
 
 pub use file::{flv_to_mp4, FileRemux};
 pub use timeline::{DiscontinuityReason, Timeline, TimelineLimits};
-pub use track::{TrackConfig, TrackType};
 use track::{Queued, Track};
+pub use track::{TrackConfig, TrackType};
 
 use crate::codec::aac::AudioSpecificConfig;
 use crate::codec::h264::AvcConfig;
@@ -310,13 +310,12 @@ impl Remuxer {
         let payload = h.payload(body);
         match (h.codec, h.packet) {
             (AudioCodec::Aac, AudioPacket::SequenceStart) => {
-                let asc = AudioSpecificConfig::parse(payload).map_err(|source| {
-                    RemuxError::Config {
+                let asc =
+                    AudioSpecificConfig::parse(payload).map_err(|source| RemuxError::Config {
                         kind,
                         timestamp,
                         source,
-                    }
-                })?;
+                    })?;
                 self.set_config(TrackType::Audio, TrackConfig::Audio(AudioConfig::Aac(asc)));
                 Ok(())
             }
@@ -424,7 +423,11 @@ impl Remuxer {
         } else {
             let mut out = Vec::new();
             fmp4::write_init_segment(&[config.spec(t.track_id())], &mut out);
-            let base = if t == TrackType::Video { "video" } else { "audio" };
+            let base = if t == TrackType::Video {
+                "video"
+            } else {
+                "audio"
+            };
             let mime = format!("{base}/mp4; codecs=\"{}\"", config.codec_string());
             (Bytes::from(out), mime)
         };
