@@ -123,10 +123,12 @@ fn split_pair(s: &str, what: &str) -> Result<(String, String), ConfigError> {
         Some((name, value)) if crate::channel::valid_channel_name(name) && !value.is_empty() => {
             Ok((name.to_string(), value.to_string()))
         }
-        _ => Err(ConfigError::Invalid(format!(
+        _ => {
+            Err(ConfigError::Invalid(format!(
             "--{what} expects NAME={}, with a channel name of letters, digits, _ - . (got {s:?})",
             what.to_uppercase().replace("PULL", "URL").replace("FILE", "PATH")
-        ))),
+        )))
+        }
     }
 }
 

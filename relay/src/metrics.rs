@@ -47,7 +47,11 @@ impl Metrics {
             m.delivery_delay.clone(),
         );
         registry.register("sent_bytes", "Bytes sent to viewers", m.bytes_out.clone());
-        registry.register("sent_frames", "Messages sent to viewers", m.frames_out.clone());
+        registry.register(
+            "sent_frames",
+            "Messages sent to viewers",
+            m.frames_out.clone(),
+        );
         registry.register(
             "skipped_frames",
             "Media messages dropped for slow viewers",

@@ -67,14 +67,23 @@ impl Server {
             Some(addr) => {
                 let listener = TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
-                tasks.spawn(crate::ingest::rtmp::serve(listener, app.clone(), shutdown_rx.clone()));
+                tasks.spawn(crate::ingest::rtmp::serve(
+                    listener,
+                    app.clone(),
+                    shutdown_rx.clone(),
+                ));
                 tracing::info!("RTMP on rtmp://{bound}/live/NAME");
                 Some(bound)
             }
             None => None,
         };
         for (name, url) in config.pulls.clone() {
-            tasks.spawn(crate::ingest::pull::run(name, url, app.clone(), shutdown_rx.clone()));
+            tasks.spawn(crate::ingest::pull::run(
+                name,
+                url,
+                app.clone(),
+                shutdown_rx.clone(),
+            ));
         }
         for (name, path) in config.files.clone() {
             tasks.spawn(crate::ingest::file::run(

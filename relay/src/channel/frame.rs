@@ -29,7 +29,10 @@ impl Frame {
     /// The FLV tag this frame carries, for HTTP-FLV output: (tag type, timestamp, body).
     pub fn flv_tag(&self) -> Option<(lockstep_media::flv::TagKind, u32, Bytes)> {
         use lockstep_media::flv::TagKind;
-        if !matches!(self.kind, FrameKind::Keyframe | FrameKind::Media | FrameKind::Config) {
+        if !matches!(
+            self.kind,
+            FrameKind::Keyframe | FrameKind::Media | FrameKind::Config
+        ) {
             return None;
         }
         let m = &self.msg;

@@ -21,8 +21,8 @@ use lockstep_media::flv::TagKind;
 use tokio::sync::{broadcast, watch};
 
 pub use frame::{Frame, FrameKind};
-pub use state::{Classified, JoinSnapshot, SourceFacts};
 use state::MediaState;
+pub use state::{Classified, JoinSnapshot, SourceFacts};
 pub use viewers::{ViewerInfo, ViewerKind, ViewerStats};
 
 use crate::clock::now_us;
@@ -151,7 +151,9 @@ impl Channel {
         ChannelInfo {
             name: self.name.clone(),
             live: publisher.is_some(),
-            uptime_s: publisher.as_ref().map_or(0.0, |p| p.1.elapsed().as_secs_f64()),
+            uptime_s: publisher
+                .as_ref()
+                .map_or(0.0, |p| p.1.elapsed().as_secs_f64()),
             publisher: publisher.map(|p| p.0),
             epoch,
             source,
@@ -353,14 +355,21 @@ impl Registry {
     }
 
     /// Claims the publisher slot of `name` for `peer`.
-    pub fn publish(&self, name: &str, key: Option<&str>, peer: &str) -> Result<Publisher, PublishError> {
+    pub fn publish(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        peer: &str,
+    ) -> Result<Publisher, PublishError> {
         if !valid_channel_name(name) {
             return Err(PublishError::BadName(name.to_string()));
         }
         if !self.key_ok(name, key) {
             return Err(PublishError::BadKey(name.to_string()));
         }
-        let channel = self.channel(name).ok_or_else(|| PublishError::BadName(name.to_string()))?;
+        let channel = self
+            .channel(name)
+            .ok_or_else(|| PublishError::BadName(name.to_string()))?;
         let mut slot = lock(&channel.publisher);
         if let Some(old) = slot.as_ref() {
             if !self.policy.takeover {

@@ -182,7 +182,14 @@ impl MediaState {
     fn script(&mut self, ts: u32, body: Bytes, now_us: u64, out: &mut Vec<Frame>) {
         let Ok(Some(meta)) = lockstep_media::flv::metadata::parse_script_tag(&body) else {
             // Other script data (cue points, captions) is forwarded as is.
-            out.push(media(MediaKind::Script, MediaFlags::NONE, ts, &body, now_us, FrameKind::Media));
+            out.push(media(
+                MediaKind::Script,
+                MediaFlags::NONE,
+                ts,
+                &body,
+                now_us,
+                FrameKind::Media,
+            ));
             return;
         };
         if self.facts.frame_rate.is_none() {
@@ -190,7 +197,14 @@ impl MediaState {
         }
         // Re-encode as a plain onMetaData (RTMP publishers wrap it in @setDataFrame).
         let body = meta.to_script_body();
-        let frame = media(MediaKind::Script, MediaFlags::NONE, ts, &body, now_us, FrameKind::Config);
+        let frame = media(
+            MediaKind::Script,
+            MediaFlags::NONE,
+            ts,
+            &body,
+            now_us,
+            FrameKind::Config,
+        );
         self.metadata = Some(meta);
         self.metadata_msg = Some(frame.clone());
         if self.stream_info.is_some() {
@@ -198,7 +212,13 @@ impl MediaState {
         }
     }
 
-    fn video(&mut self, ts: u32, body: Bytes, now_us: u64, out: &mut Vec<Frame>) -> Result<(), String> {
+    fn video(
+        &mut self,
+        ts: u32,
+        body: Bytes,
+        now_us: u64,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), String> {
         let h = VideoTagHeader::parse(&body).map_err(|e| e.to_string())?;
         match h.packet {
             VideoPacket::SequenceStart => {
@@ -235,8 +255,18 @@ impl MediaState {
                         self.facts.frame_rate = Some(n as f64 / d as f64);
                     }
                 }
-                let frame = media(MediaKind::Video, MediaFlags::CONFIG, ts, &body, now_us, FrameKind::Config);
-                let same = self.video_config.as_ref().is_some_and(|f| f.msg[5..] == body[..]);
+                let frame = media(
+                    MediaKind::Video,
+                    MediaFlags::CONFIG,
+                    ts,
+                    &body,
+                    now_us,
+                    FrameKind::Config,
+                );
+                let same = self
+                    .video_config
+                    .as_ref()
+                    .is_some_and(|f| f.msg[5..] == body[..]);
                 self.video_config = Some(frame.clone());
                 let changed_track = self.video_track.as_ref() != Some(&track);
                 self.video_track = Some(track);
@@ -257,8 +287,16 @@ impl MediaState {
                     self.announce(now_us, out);
                 }
                 self.last_ts = Some(ts);
-                let flags = if key { MediaFlags::KEYFRAME } else { MediaFlags::NONE };
-                let kind = if key { FrameKind::Keyframe } else { FrameKind::Media };
+                let flags = if key {
+                    MediaFlags::KEYFRAME
+                } else {
+                    MediaFlags::NONE
+                };
+                let kind = if key {
+                    FrameKind::Keyframe
+                } else {
+                    FrameKind::Media
+                };
                 let frame = media(MediaKind::Video, flags, ts, &body, now_us, kind);
                 if key {
                     let timeline = self.timeline(ts, now_us);
@@ -272,7 +310,14 @@ impl MediaState {
                 Ok(())
             }
             VideoPacket::SequenceEnd => {
-                let frame = media(MediaKind::Video, MediaFlags::END_OF_SEQUENCE, ts, &body, now_us, FrameKind::Media);
+                let frame = media(
+                    MediaKind::Video,
+                    MediaFlags::END_OF_SEQUENCE,
+                    ts,
+                    &body,
+                    now_us,
+                    FrameKind::Media,
+                );
                 out.push(frame);
                 Ok(())
             }
@@ -280,11 +325,18 @@ impl MediaState {
         }
     }
 
-    fn audio(&mut self, ts: u32, body: Bytes, now_us: u64, out: &mut Vec<Frame>) -> Result<(), String> {
+    fn audio(
+        &mut self,
+        ts: u32,
+        body: Bytes,
+        now_us: u64,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), String> {
         let h = AudioTagHeader::parse(&body).map_err(|e| e.to_string())?;
         match (h.codec, h.packet) {
             (AudioCodec::Aac, AudioPacket::SequenceStart) => {
-                let asc = AudioSpecificConfig::parse(h.payload(&body)).map_err(|e| e.to_string())?;
+                let asc =
+                    AudioSpecificConfig::parse(h.payload(&body)).map_err(|e| e.to_string())?;
                 let track = wire::Track {
                     codec_id: 10,
                     fourcc: [0; 4],
@@ -294,8 +346,18 @@ impl MediaState {
                         channels: asc.channels,
                     },
                 };
-                let frame = media(MediaKind::Audio, MediaFlags::CONFIG, ts, &body, now_us, FrameKind::Config);
-                let same = self.audio_config.as_ref().is_some_and(|f| f.msg[5..] == body[..]);
+                let frame = media(
+                    MediaKind::Audio,
+                    MediaFlags::CONFIG,
+                    ts,
+                    &body,
+                    now_us,
+                    FrameKind::Config,
+                );
+                let same = self
+                    .audio_config
+                    .as_ref()
+                    .is_some_and(|f| f.msg[5..] == body[..]);
                 self.audio_config = Some(frame.clone());
                 self.set_audio_track(track, now_us, out);
                 if !same && self.stream_info.is_some() {
@@ -333,7 +395,14 @@ impl MediaState {
                 } else {
                     FrameKind::Media
                 };
-                let frame = media(MediaKind::Audio, MediaFlags::KEYFRAME, ts, &body, now_us, kind);
+                let frame = media(
+                    MediaKind::Audio,
+                    MediaFlags::KEYFRAME,
+                    ts,
+                    &body,
+                    now_us,
+                    kind,
+                );
                 if self.video_track.is_none() {
                     // Audio only: every frame is a random access point; keep ~1 s.
                     if self.gop_timeline.is_none() || self.gop.len() >= 48 {
@@ -357,7 +426,11 @@ impl MediaState {
         if self.audio_track.as_ref() == Some(&track) {
             return;
         }
-        if let TrackParams::Audio { sample_rate, channels } = track.params {
+        if let TrackParams::Audio {
+            sample_rate,
+            channels,
+        } = track.params
+        {
             self.facts.audio_sample_rate = Some(sample_rate);
             self.facts.audio_channels = Some(channels);
         }
@@ -396,7 +469,12 @@ impl MediaState {
             flags: wire::STREAM_LIVE,
             delay_ms: self.delay_ms,
             channel: self.channel.clone(),
-            tracks: self.video_track.iter().chain(self.audio_track.iter()).cloned().collect(),
+            tracks: self
+                .video_track
+                .iter()
+                .chain(self.audio_track.iter())
+                .cloned()
+                .collect(),
         });
         let frame = control(info, now_us);
         self.stream_info = Some(frame.clone());
@@ -425,7 +503,14 @@ impl MediaState {
     }
 }
 
-fn media(kind: MediaKind, flags: MediaFlags, ts: u32, body: &[u8], now_us: u64, fk: FrameKind) -> Frame {
+fn media(
+    kind: MediaKind,
+    flags: MediaFlags,
+    ts: u32,
+    body: &[u8],
+    now_us: u64,
+    fk: FrameKind,
+) -> Frame {
     Frame {
         msg: wire::encode_media(kind, flags, ts, body),
         kind: fk,

@@ -87,6 +87,14 @@ impl ViewerStats {
         *self.feedback.lock().unwrap_or_else(|e| e.into_inner()) = Some((f, Instant::now()));
     }
 
+    /// The viewer's last feedback, if it sent any.
+    pub fn last_feedback(&self) -> Option<Feedback> {
+        self.feedback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(f, _)| f)
+    }
+
     pub fn info(&self) -> ViewerInfo {
         let fb = *self.feedback.lock().unwrap_or_else(|e| e.into_inner());
         let f = fb.map(|(f, _)| f);
@@ -152,7 +160,12 @@ impl ViewerSet {
 
     /// Adds a viewer whose session removes itself with [`ViewerSet::remove`] (for sessions
     /// that cannot hold a borrowing guard, such as response body streams).
-    pub fn add_detached(&self, addr: String, user_agent: String, kind: ViewerKind) -> Arc<ViewerStats> {
+    pub fn add_detached(
+        &self,
+        addr: String,
+        user_agent: String,
+        kind: ViewerKind,
+    ) -> Arc<ViewerStats> {
         let id = NEXT_VIEWER.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(ViewerStats::new(id, addr, user_agent, kind));
         self.lock().insert(id, stats.clone());
@@ -169,6 +182,14 @@ impl ViewerSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The viewers' live counters, sorted by id (reference counts only: for aggregating
+    /// and paging without building a [`ViewerInfo`] per viewer).
+    pub fn snapshot(&self) -> Vec<Arc<ViewerStats>> {
+        let mut v: Vec<Arc<ViewerStats>> = self.lock().values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
     }
 
     pub fn list(&self) -> Vec<ViewerInfo> {

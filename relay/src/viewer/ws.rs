@@ -56,7 +56,13 @@ pub async fn handler(
         .on_upgrade(move |socket| session(socket, ch, app, peer, ua))
 }
 
-async fn session(socket: WebSocket, channel: Arc<Channel>, app: AppState, peer: SocketAddr, ua: String) {
+async fn session(
+    socket: WebSocket,
+    channel: Arc<Channel>,
+    app: AppState,
+    peer: SocketAddr,
+    ua: String,
+) {
     let guard = channel
         .viewers
         .add(peer.to_string(), ua, ViewerKind::WebSocket);
@@ -66,8 +72,24 @@ async fn session(socket: WebSocket, channel: Arc<Channel>, app: AppState, peer: 
     let (sink, stream) = socket.split();
     let (pong_tx, pong_rx) = mpsc::channel::<(u64, u64)>(16);
     let (close_tx, close_rx) = mpsc::channel::<(u16, String)>(1);
-    let reader = tokio::spawn(read_loop(stream, pong_tx, close_tx, stats.clone(), channel.name.clone(), peer, app.clone()));
-    let end = write_loop(sink, channel.clone(), pong_rx, close_rx, stats.clone(), app.clone()).await;
+    let reader = tokio::spawn(read_loop(
+        stream,
+        pong_tx,
+        close_tx,
+        stats.clone(),
+        channel.name.clone(),
+        peer,
+        app.clone(),
+    ));
+    let end = write_loop(
+        sink,
+        channel.clone(),
+        pong_rx,
+        close_rx,
+        stats.clone(),
+        app.clone(),
+    )
+    .await;
     reader.abort();
     app.metrics.viewers.dec();
     tracing::info!(channel = %channel.name, %peer, viewer = stats.id, reason = %end, "viewer left");
@@ -114,7 +136,10 @@ async fn read_loop(
             Ok(Message::Subscribe(s)) => {
                 if !s.channel.is_empty() && s.channel != channel {
                     let _ = close
-                        .send((close::PROTOCOL_ERROR, "subscribe names another channel".into()))
+                        .send((
+                            close::PROTOCOL_ERROR,
+                            "subscribe names another channel".into(),
+                        ))
                         .await;
                     return;
                 }
@@ -127,7 +152,9 @@ async fn read_loop(
             Err(e) => {
                 app.metrics.rejected_messages.inc();
                 tracing::warn!(%channel, %peer, "malformed message from viewer: {e}; closing");
-                let _ = close.send((close::PROTOCOL_ERROR, format!("malformed message: {e}"))).await;
+                let _ = close
+                    .send((close::PROTOCOL_ERROR, format!("malformed message: {e}")))
+                    .await;
                 return;
             }
         }
@@ -148,7 +175,11 @@ async fn write_loop(
         relay_time_us: now_us(),
         server: concat!("lockstep-relay/", env!("CARGO_PKG_VERSION")).to_string(),
     });
-    if sink.send(WsMessage::Binary(hello.to_bytes())).await.is_err() {
+    if sink
+        .send(WsMessage::Binary(hello.to_bytes()))
+        .await
+        .is_err()
+    {
         return "closed before hello".into();
     }
     let (mut feed, live) = Feed::join(channel.clone());

@@ -1,0 +1,89 @@
+// Types for lockstep-player.
+
+export type PlayerState =
+  | 'connecting' | 'waiting' | 'playing' | 'stalled' | 'reconnecting' | 'ended' | 'error' | 'destroyed';
+
+export interface PlayerOptions {
+  /** ws://HOST:PORT/ws/NAME, or ws://HOST:PORT with `channel`. Default: this page's host. */
+  url?: string;
+  /** Channel name (with a bare `url`, or alone for this page's host). */
+  channel?: string;
+  /** Target latency in ms when the relay announces no shared delay. Default 150. */
+  targetLatencyMs?: number;
+  /** Follow the relay's shared delay (synchronized playout across viewers). Default true. */
+  sync?: boolean;
+  /** Start muted (autoplay policies require it). Default true. */
+  muted?: boolean;
+  /** Reconnect with backoff when the connection drops. Default true. */
+  reconnect?: boolean;
+  /** Presentation path. Default 'auto'. */
+  mode?: 'auto' | 'mse' | 'webcodecs';
+}
+
+export interface PlayerStats {
+  state: PlayerState;
+  mode: 'mse' | 'webcodecs';
+  channel: string;
+  /** Relay-clock now minus relay ingest time of the frame on screen. */
+  latencyMs: number | null;
+  targetLatencyMs: number;
+  syncErrorMs: number | null;
+  bufferMs: number;
+  playbackRate: number;
+  decodedFrames: number;
+  droppedFrames: number;
+  bytesReceived: number;
+  stalls: number;
+  seeks: number;
+  jitterMs: number;
+  clockOffsetMs: number | null;
+  rttMs: number | null;
+  startupMs: number | null;
+  epoch: number;
+  skippedByRelay: number;
+  videoFramesReceived: number;
+  audioFramesReceived: number;
+  tracks: string[];
+  error?: string;
+  managedMediaSource?: boolean;
+  quotaErrors?: number;
+  appendQueue?: number;
+}
+
+export interface PlayerEventMap {
+  state: CustomEvent<PlayerState>;
+  stats: CustomEvent<PlayerStats>;
+  error: CustomEvent<string>;
+  ended: CustomEvent<string>;
+  skipped: CustomEvent<number>;
+  discontinuity: CustomEvent<number>;
+}
+
+/** Loads the WebAssembly module (optional: players load it themselves). */
+export function load(wasmUrl?: string | URL): Promise<unknown>;
+
+export class LockstepPlayer extends EventTarget {
+  constructor(video: HTMLVideoElement, options?: PlayerOptions);
+  readonly video: HTMLVideoElement;
+  /** Resolves once the player runs (or has failed: see `state`). */
+  readonly ready: Promise<void>;
+  readonly state: PlayerState;
+  readonly stats: PlayerStats | null;
+  setTargetLatency(ms: number): void;
+  destroy(): void;
+  addEventListener<K extends keyof PlayerEventMap>(
+    type: K, listener: (ev: PlayerEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+}
+
+export class LockstepPlayerElement extends HTMLElement {
+  readonly player: LockstepPlayer | null;
+  readonly video: HTMLVideoElement;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'lockstep-player': LockstepPlayerElement;
+  }
+}

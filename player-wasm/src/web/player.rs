@@ -1,0 +1,664 @@
+//! The player: wires the WebSocket transport, the protocol session, the MSE sink and the
+//! latency controller together, runs the timers (control tick, clock-sync pings, feedback),
+//! reconnects with backoff, and reports state and statistics as events.
+//!
+//! Every callback borrows the player's state for its own duration only; events for the page
+//! are queued and dispatched after the borrow ends, so a listener may call `destroy()`.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use bytes::Bytes;
+use js_sys::{Object, Reflect};
+use lockstep_media::remux::TrackType;
+use lockstep_media::wire::{self, Message};
+use wasm_bindgen::prelude::*;
+
+use web_sys::{HtmlVideoElement, VisibilityState};
+
+use crate::control::jitter::ArrivalJitter;
+use crate::control::latency::{Decision, LatencyConfig, LatencyController, Observation};
+use crate::session::{Action, Session};
+use crate::web::listener::{Listener, Timer};
+use crate::web::mse::{self, MseSink};
+use crate::web::options::Options;
+use crate::web::socket::{Socket, SocketEvent};
+
+const TICK_MS: i32 = 50;
+const PING_EVERY_MS: i32 = 2000;
+const FAST_PINGS: u32 = 5;
+const FEEDBACK_EVERY_MS: i32 = 1000;
+const MAX_BACKOFF_MS: f64 = 5000.0;
+
+/// Player states, as reported in `state` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Connecting,
+    Waiting,
+    Playing,
+    Stalled,
+    Reconnecting,
+    Ended,
+    Error,
+    Destroyed,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Waiting => "waiting",
+            State::Playing => "playing",
+            State::Stalled => "stalled",
+            State::Reconnecting => "reconnecting",
+            State::Ended => "ended",
+            State::Error => "error",
+            State::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// Local clock in µs on the Unix epoch (performance.timeOrigin + now()), monotonic.
+pub fn local_now_us() -> u64 {
+    let p = web_sys::window().and_then(|w| w.performance());
+    match p {
+        Some(p) => ((p.time_origin() + p.now()) * 1000.0) as u64,
+        None => (js_sys::Date::now() * 1000.0) as u64,
+    }
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+pub struct Inner {
+    me: Weak<RefCell<Inner>>,
+    video: HtmlVideoElement,
+    opts: Options,
+    emit: js_sys::Function,
+    events: Vec<(&'static str, JsValue)>,
+    pub session: Session,
+    socket: Option<Socket>,
+    sink: Option<MseSink>,
+    controller: LatencyController,
+    jitter: ArrivalJitter,
+    pub state: State,
+    error: Option<String>,
+    reconnect_attempt: u32,
+    timers: Vec<Timer>,
+    reconnect_timer: Option<Timer>,
+    listeners: Vec<Listener>,
+    pings_sent: u32,
+    started: bool,
+    stalled: bool,
+    stalls: u32,
+    last_rate: f64,
+    seeks: u32,
+    created_ms: f64,
+    startup_ms: Option<f64>,
+    bw_window: std::collections::VecDeque<(f64, u64)>,
+    last_latency: Option<f64>,
+    streaming_allowed: bool,
+}
+
+pub type Shared = Rc<RefCell<Inner>>;
+
+/// Runs `f` on the player if it still exists, then dispatches the events it queued.
+fn with(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(&mut Inner)) {
+    let Some(rc) = weak.upgrade() else { return };
+    let (emit, events) = {
+        let Ok(mut inner) = rc.try_borrow_mut() else {
+            return;
+        };
+        if inner.state == State::Destroyed {
+            return;
+        }
+        f(&mut inner);
+        (inner.emit.clone(), std::mem::take(&mut inner.events))
+    };
+    for (kind, detail) in events {
+        let _ = emit.call2(&JsValue::NULL, &JsValue::from_str(kind), &detail);
+    }
+}
+
+impl Inner {
+    pub fn create(video: HtmlVideoElement, opts: Options, emit: js_sys::Function) -> Shared {
+        let controller = LatencyController::new(LatencyConfig {
+            target_ms: opts.target_latency_ms,
+            ..LatencyConfig::default()
+        });
+        let rc = Rc::new_cyclic(|me| {
+            RefCell::new(Inner {
+                me: me.clone(),
+                video,
+                opts,
+                emit,
+                events: Vec::new(),
+                session: Session::new(),
+                socket: None,
+                sink: None,
+                controller,
+                jitter: ArrivalJitter::default(),
+                state: State::Connecting,
+                error: None,
+                reconnect_attempt: 0,
+                timers: Vec::new(),
+                reconnect_timer: None,
+                listeners: Vec::new(),
+                pings_sent: 0,
+                started: false,
+                stalled: false,
+                stalls: 0,
+                last_rate: 1.0,
+                seeks: 0,
+                created_ms: now_ms(),
+                startup_ms: None,
+                bw_window: Default::default(),
+                last_latency: None,
+                streaming_allowed: true,
+            })
+        });
+        let weak = Rc::downgrade(&rc);
+        with(&weak, |p| p.start());
+        rc
+    }
+
+    fn start(&mut self) {
+        self.video.set_muted(self.opts.muted);
+        let _ = Reflect::set(&self.video, &"preservesPitch".into(), &JsValue::TRUE);
+        let _ = Reflect::set(&self.video, &"playsInline".into(), &JsValue::TRUE);
+        if !mse::available() {
+            self.fail("this browser has no Media Source Extensions (MediaSource or ManagedMediaSource); it cannot play this stream".into());
+            return;
+        }
+        let w = self.me.clone();
+        self.listeners
+            .push(Listener::new(&self.video, "waiting", move |_| {
+                with(&w, |p| p.on_waiting())
+            }));
+        let w = self.me.clone();
+        self.listeners
+            .push(Listener::new(&self.video, "playing", move |_| {
+                with(&w, |p| p.on_playing())
+            }));
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            let w = self.me.clone();
+            let d = doc.clone();
+            self.listeners
+                .push(Listener::new(&doc, "visibilitychange", move |_| {
+                    let visible = d.visibility_state() == VisibilityState::Visible;
+                    with(&w, |p| p.controller.on_visibility(visible));
+                }));
+        }
+        let w = self.me.clone();
+        self.timers
+            .extend(Timer::interval(TICK_MS, move || with(&w, |p| p.tick())));
+        let w = self.me.clone();
+        self.timers.extend(Timer::interval(PING_EVERY_MS, move || {
+            with(&w, |p| p.ping())
+        }));
+        let w = self.me.clone();
+        self.timers
+            .extend(Timer::interval(FEEDBACK_EVERY_MS, move || {
+                with(&w, |p| p.feedback())
+            }));
+        self.connect();
+    }
+
+    fn set_state(&mut self, s: State) {
+        if self.state != s && self.state != State::Destroyed {
+            self.state = s;
+            self.events.push(("state", JsValue::from_str(s.name())));
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        web_sys::console::error_1(&format!("lockstep-player: {message}").into());
+        self.error = Some(message.clone());
+        self.set_state(State::Error);
+        self.events.push(("error", JsValue::from_str(&message)));
+    }
+
+    fn connect(&mut self) {
+        self.reconnect_timer = None;
+        let w = self.me.clone();
+        match Socket::connect(&self.opts.url, move |e| with(&w, |p| p.on_socket(e))) {
+            Ok(s) => self.socket = Some(s),
+            Err(e) => {
+                self.fail(format!("cannot open {}: {e}", self.opts.url));
+                self.schedule_reconnect();
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.socket = None;
+        if !self.opts.reconnect || self.reconnect_timer.is_some() {
+            return;
+        }
+        let base = (250.0 * 2f64.powi(self.reconnect_attempt.min(8) as i32)).min(MAX_BACKOFF_MS);
+        let delay = base * (0.75 + 0.5 * js_sys::Math::random());
+        self.reconnect_attempt += 1;
+        self.set_state(State::Reconnecting);
+        let w = self.me.clone();
+        self.reconnect_timer = Timer::timeout(delay as i32, move || with(&w, |p| p.connect()));
+    }
+
+    fn on_socket(&mut self, e: SocketEvent) {
+        match e {
+            SocketEvent::Open => {
+                self.reconnect_attempt = 0;
+                self.pings_sent = 0;
+                if self.state == State::Reconnecting || self.state == State::Error {
+                    self.session.on_reconnect();
+                    self.drain_actions();
+                }
+                if !self.started {
+                    self.set_state(State::Waiting);
+                }
+                self.ping();
+                // A quick burst of pings so the clock is synced before the first frame shows.
+                for i in 1..FAST_PINGS {
+                    let w = self.me.clone();
+                    self.timers.extend(Timer::timeout(i as i32 * 60, move || {
+                        with(&w, |p| p.ping())
+                    }));
+                }
+            }
+            SocketEvent::Message(data) => {
+                let len = data.len() as u64;
+                self.bw_window.push_back((now_ms(), len));
+                let media_ts = media_timestamp(&data);
+                match self.session.on_message(data, local_now_us()) {
+                    Ok(()) => {
+                        if let Some(ts) = media_ts {
+                            self.jitter.on_arrival(now_ms(), ts as f64);
+                        }
+                        self.drain_actions();
+                    }
+                    Err(err) => {
+                        let msg = format!("malformed message from the relay: {err}");
+                        if let Some(s) = &self.socket {
+                            s.close(1002, "malformed message");
+                        }
+                        self.fail(msg);
+                        self.schedule_reconnect();
+                    }
+                }
+            }
+            SocketEvent::Garbage => {
+                if let Some(s) = &self.socket {
+                    s.close(1003, "binary messages only");
+                }
+                self.fail("the relay sent a non-binary message".into());
+                self.schedule_reconnect();
+            }
+            SocketEvent::Closed { code, reason } => {
+                if self.state != State::Error {
+                    web_sys::console::warn_1(
+                        &format!(
+                            "lockstep-player: connection closed ({code} {reason}); reconnecting"
+                        )
+                        .into(),
+                    );
+                }
+                self.schedule_reconnect();
+            }
+        }
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(action) = self.session.poll() {
+            match action {
+                Action::SetupTracks(tracks) => self.setup_tracks(tracks),
+                Action::Append(a) => {
+                    if let Some(sink) = &mut self.sink {
+                        sink.push(a);
+                    }
+                }
+                Action::Discontinuity { .. } => {
+                    self.jitter.reset();
+                    self.controller.reset();
+                    self.events.push((
+                        "discontinuity",
+                        JsValue::from_f64(self.session.stats.epoch as f64),
+                    ));
+                }
+                Action::Skipped { frames } => {
+                    self.events
+                        .push(("skipped", JsValue::from_f64(frames as f64)));
+                }
+                Action::Delay(d) => {
+                    if self.opts.sync && d > 0 {
+                        self.controller.set_target_ms(d as f64);
+                    } else {
+                        self.controller.set_target_ms(self.opts.target_latency_ms);
+                    }
+                }
+                Action::Ended(reason) => {
+                    self.set_state(State::Ended);
+                    self.events.push(("ended", JsValue::from_str(&reason)));
+                }
+                Action::RelayError { code, message } => {
+                    self.fail(format!("relay error {code}: {message}"));
+                }
+            }
+        }
+    }
+
+    fn setup_tracks(&mut self, tracks: Vec<crate::session::TrackSetup>) {
+        if self
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.tracks() == tracks.as_slice())
+        {
+            return;
+        }
+        if let Some(old) = self.sink.take() {
+            old.close();
+        }
+        self.started = false;
+        let w = self.me.clone();
+        let on_open: Rc<dyn Fn()> = Rc::new(move || {
+            with(&w, |p| {
+                if let Some(sink) = &mut p.sink {
+                    if let Err(e) = sink.on_open() {
+                        let msg = e.to_string();
+                        p.fail(msg);
+                    }
+                }
+            })
+        });
+        let w = self.me.clone();
+        let on_update: Rc<dyn Fn()> = Rc::new(move || {
+            with(&w, |p| {
+                if let Some(sink) = &mut p.sink {
+                    sink.pump();
+                }
+            })
+        });
+        let w = self.me.clone();
+        let on_streaming: Rc<dyn Fn(bool)> =
+            Rc::new(move |allowed| with(&w, |p| p.streaming_allowed = allowed));
+        match MseSink::new(&self.video, tracks, on_open, on_update, on_streaming) {
+            Ok(sink) => self.sink = Some(sink),
+            Err(e) => {
+                let msg = e.to_string();
+                self.fail(msg);
+                if let Some(s) = &self.socket {
+                    s.close(1000, "unsupported codec");
+                }
+                self.opts.reconnect = false;
+            }
+        }
+    }
+
+    fn on_waiting(&mut self) {
+        if self.started && !self.stalled {
+            self.stalled = true;
+            self.stalls += 1;
+            self.controller.on_stall(now_ms());
+            self.set_state(State::Stalled);
+        }
+    }
+
+    fn on_playing(&mut self) {
+        self.stalled = false;
+        if self.startup_ms.is_none() {
+            self.startup_ms = Some(now_ms() - self.created_ms);
+        }
+        self.set_state(State::Playing);
+    }
+
+    fn ping(&mut self) {
+        if let Some(s) = &self.socket {
+            if s.is_open() {
+                s.send(&Session::ping(local_now_us()));
+                self.pings_sent += 1;
+            }
+        }
+    }
+
+    /// The control loop: start playback at the right position, then keep latency on target.
+    fn tick(&mut self) {
+        let Some(sink) = &mut self.sink else { return };
+        sink.pump();
+        let ranges = match self.video.buffered().length() {
+            0 => return,
+            _ => self.video.buffered(),
+        };
+        let ct = self.video.current_time();
+        let now_us = local_now_us();
+        let frame_ms = 1000.0 / 30.0;
+        if !self.started {
+            // Start where the synchronized clock says (ingest + target), else target behind the
+            // live edge, but never before the first buffered frame (the cached GOP's newest
+            // keyframe is decodable from its start).
+            let start = ranges.start(0).unwrap_or(0.0);
+            let end = ranges.end(ranges.length() - 1).unwrap_or(0.0);
+            let target = self.controller.effective_target_ms();
+            let wanted = self
+                .session
+                .target_media_ms(target, now_us)
+                .map(|m| m / 1000.0)
+                .unwrap_or(end - target / 1000.0);
+            let pos = wanted.clamp(start, (end - frame_ms / 1000.0).max(start));
+            self.video.set_current_time(pos);
+            let _ = self.video.play();
+            self.started = true;
+            return;
+        }
+        // Where the playhead sits in the buffered ranges.
+        let mut ahead = 0.0;
+        let mut next_start = None;
+        for i in 0..ranges.length() {
+            let (s, e) = (ranges.start(i).unwrap_or(0.0), ranges.end(i).unwrap_or(0.0));
+            if ct >= s - 0.001 && ct <= e {
+                ahead = (e - ct) * 1000.0;
+            } else if s > ct && next_start.is_none() {
+                next_start = Some((s - ct) * 1000.0);
+            }
+        }
+        let latency = self.session.latency_ms(ct * 1000.0, now_us);
+        self.last_latency = latency;
+        let visible = web_sys::window()
+            .and_then(|w| w.document())
+            .map(|d| d.visibility_state() == VisibilityState::Visible)
+            .unwrap_or(true);
+        let obs = Observation {
+            now_ms: now_ms(),
+            latency_ms: latency,
+            buffer_ahead_ms: ahead,
+            next_range_start_ms: next_start,
+            stalled: self.stalled || self.video.ready_state() < 3,
+            visible,
+            jitter_ms: self.jitter.jitter_ms(),
+            frame_ms,
+        };
+        match self.controller.tick(&obs) {
+            Decision::Hold => {}
+            Decision::Rate(r) => {
+                if (r - self.last_rate).abs() > 1e-6 {
+                    self.last_rate = r;
+                    self.video.set_playback_rate(r);
+                }
+            }
+            Decision::Seek { by_ms } => {
+                self.seeks += 1;
+                self.video.set_current_time(ct + by_ms / 1000.0);
+            }
+        }
+        if self.video.paused() && self.state != State::Ended {
+            let _ = self.video.play();
+        }
+    }
+
+    fn bandwidth_kbps(&mut self) -> f64 {
+        let now = now_ms();
+        while self
+            .bw_window
+            .front()
+            .is_some_and(|&(t, _)| now - t > 2000.0)
+        {
+            self.bw_window.pop_front();
+        }
+        let bytes: u64 = self.bw_window.iter().map(|&(_, b)| b).sum();
+        bytes as f64 * 8.0 / 2000.0
+    }
+
+    fn buffer_ms(&self) -> f64 {
+        let ranges = self.video.buffered();
+        let ct = self.video.current_time();
+        (0..ranges.length())
+            .filter_map(|i| Some((ranges.start(i).ok()?, ranges.end(i).ok()?)))
+            .find(|&(s, e)| ct >= s - 0.001 && ct <= e)
+            .map_or(0.0, |(_, e)| (e - ct) * 1000.0)
+    }
+
+    fn feedback(&mut self) {
+        let q = self.video.get_video_playback_quality();
+        let bw = self.bandwidth_kbps();
+        let fb = wire::Feedback {
+            buffer_ms: self.buffer_ms() as u32,
+            latency_ms: self.last_latency.map(|l| l.round() as i32),
+            playback_rate_milli: (self.video.playback_rate() * 1000.0)
+                .round()
+                .clamp(0.0, 65535.0) as u16,
+            decoded_frames: q.total_video_frames(),
+            dropped_frames: q.dropped_video_frames(),
+            bytes_received: self.session.stats.bytes_received,
+            bandwidth_kbps: bw as u32,
+            stalls: self.stalls,
+            mode: wire::MODE_MSE,
+            sync_error_ms: self.controller.sync_error_ms().map(|e| e.round() as i32),
+            rtt_us: self
+                .session
+                .clock
+                .rtt_us()
+                .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
+        };
+        if let Some(s) = &self.socket {
+            s.send(&Message::Feedback(fb).to_bytes());
+        }
+        let stats = self.stats_object();
+        self.events.push(("stats", stats));
+    }
+
+    /// Statistics as a plain JS object (also the `stats` event detail).
+    pub fn stats_object(&self) -> JsValue {
+        let o = Object::new();
+        let set = |k: &str, v: JsValue| {
+            let _ = Reflect::set(&o, &JsValue::from_str(k), &v);
+        };
+        let num = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
+        let q = self.video.get_video_playback_quality();
+        set("state", JsValue::from_str(self.state.name()));
+        set("mode", JsValue::from_str("mse"));
+        set("channel", JsValue::from_str(&self.opts.channel));
+        set("latencyMs", num(self.last_latency));
+        set(
+            "targetLatencyMs",
+            JsValue::from_f64(self.controller.effective_target_ms()),
+        );
+        set("syncErrorMs", num(self.controller.sync_error_ms()));
+        set("bufferMs", JsValue::from_f64(self.buffer_ms()));
+        set(
+            "playbackRate",
+            JsValue::from_f64(self.video.playback_rate()),
+        );
+        set(
+            "decodedFrames",
+            JsValue::from_f64(q.total_video_frames() as f64),
+        );
+        set(
+            "droppedFrames",
+            JsValue::from_f64(q.dropped_video_frames() as f64),
+        );
+        set(
+            "bytesReceived",
+            JsValue::from_f64(self.session.stats.bytes_received as f64),
+        );
+        set("stalls", JsValue::from_f64(self.stalls as f64));
+        set("seeks", JsValue::from_f64(self.seeks as f64));
+        set("jitterMs", JsValue::from_f64(self.jitter.jitter_ms()));
+        set(
+            "clockOffsetMs",
+            num(self.session.clock.offset_us().map(|o| o as f64 / 1000.0)),
+        );
+        set(
+            "rttMs",
+            num(self.session.clock.rtt_us().map(|r| r as f64 / 1000.0)),
+        );
+        set("startupMs", num(self.startup_ms));
+        set("epoch", JsValue::from_f64(self.session.stats.epoch as f64));
+        set(
+            "skippedByRelay",
+            JsValue::from_f64(self.session.stats.frames_skipped_by_relay as f64),
+        );
+        set(
+            "videoFramesReceived",
+            JsValue::from_f64(self.session.stats.video_frames as f64),
+        );
+        set(
+            "audioFramesReceived",
+            JsValue::from_f64(self.session.stats.audio_frames as f64),
+        );
+        let tracks = js_sys::Array::new();
+        for t in self.session.tracks() {
+            let kind = if t.track == TrackType::Video {
+                "video"
+            } else {
+                "audio"
+            };
+            tracks.push(&JsValue::from_str(&format!("{kind}:{}", t.codec)));
+        }
+        set("tracks", tracks.into());
+        if let Some(e) = &self.error {
+            set("error", JsValue::from_str(e));
+        }
+        if let Some(sink) = &self.sink {
+            set("managedMediaSource", JsValue::from_bool(sink.managed));
+            set("quotaErrors", JsValue::from_f64(sink.quota_errors as f64));
+            set("appendQueue", JsValue::from_f64(sink.queued() as f64));
+        }
+        o.into()
+    }
+
+    pub fn set_target_latency(&mut self, ms: f64) {
+        if ms.is_finite() && ms > 0.0 {
+            self.opts.target_latency_ms = ms;
+            self.controller.set_target_ms(ms);
+        }
+    }
+
+    /// Releases everything: socket, MediaSource and object URL, timers, listeners.
+    pub fn destroy(&mut self) {
+        self.timers.clear();
+        self.reconnect_timer = None;
+        self.listeners.clear();
+        if let Some(s) = self.socket.take() {
+            s.close(1000, "player destroyed");
+        }
+        if let Some(sink) = self.sink.take() {
+            sink.close();
+        }
+        self.state = State::Destroyed;
+    }
+}
+
+/// The media timestamp of a media message, without decoding it (for arrival jitter).
+fn media_timestamp(data: &Bytes) -> Option<u32> {
+    let b0 = *data.first()?;
+    if !(0x10..0x40).contains(&b0) || b0 & 0x02 != 0 || data.len() < 5 {
+        return None; // not a frame (control, or a configuration)
+    }
+    Some(u32::from_be_bytes([data[1], data[2], data[3], data[4]]))
+}
+
+/// `with` for the exported API.
+pub fn call(rc: &Shared, f: impl FnOnce(&mut Inner)) {
+    with(&Rc::downgrade(rc), f)
+}
