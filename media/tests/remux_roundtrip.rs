@@ -516,3 +516,58 @@ proptest! {
         prop_assert_eq!(events, remux(flv, opts, &[usize::MAX]));
     }
 }
+
+/// Frames of a codec other than the track's configured one are not muxed into it (found by
+/// the `remux` fuzz target: AAC frames after an MP3 frame, with no AAC sequence header, went
+/// out as raw MP3 data). Here: MP3 then AAC raw frames, and AVC configuration then HEVC frames.
+#[test]
+fn frames_of_another_codec_than_the_configuration_are_dropped() {
+    let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/");
+    let mp3 = Bytes::from(
+        std::fs::read(format!(
+            "{testdata}ffmpeg-libmp3lame-44100-stereo.flvtag.bin"
+        ))
+        .unwrap(),
+    );
+    let avcc = std::fs::read(format!("{testdata}ffmpeg-x264-high-854x480-60-avcC.bin")).unwrap();
+    for opts in [RemuxOptions::live(), RemuxOptions::file(true, true)] {
+        let mut r = Remuxer::new(opts);
+        let mut samples = 0;
+        let mut push = |r: &mut Remuxer, kind, ts, body: &[u8]| {
+            r.push(kind, ts, &Bytes::copy_from_slice(body)).unwrap();
+        };
+        push(
+            &mut r,
+            TagKind::Video,
+            0,
+            &[&[0x17, 0, 0, 0, 0][..], &avcc].concat(),
+        );
+        push(&mut r, TagKind::Audio, 0, &mp3);
+        for i in 1..5 {
+            // AAC raw frames (no AudioSpecificConfig was ever sent).
+            push(
+                &mut r,
+                TagKind::Audio,
+                i * 23,
+                &[0xaf, 0x01, 0x21, 0x10, 0x04],
+            );
+            // Enhanced RTMP HEVC keyframes while the video track is configured for AVC.
+            push(
+                &mut r,
+                TagKind::Video,
+                i * 33,
+                b"\x93hvc1\x00\x00\x00\x01\x26",
+            );
+        }
+        push(&mut r, TagKind::Audio, 200, &mp3);
+        r.flush();
+        while let Some(e) = r.poll() {
+            if let RemuxEvent::Media(m) = e {
+                assert_eq!(m.track.unwrap_or(TrackType::Audio), TrackType::Audio);
+                samples += m.samples;
+            }
+        }
+        // The two MP3 frames only.
+        assert_eq!(samples, 2);
+    }
+}

@@ -50,14 +50,17 @@ fn demux_all(data: &[u8]) -> Vec<T> {
 
 fn is_config(t: &T) -> bool {
     match t.kind {
-        TagKind::Video => VideoTagHeader::parse(&t.body).is_ok_and(|h| h.packet == VideoPacket::SequenceStart),
+        TagKind::Video => {
+            VideoTagHeader::parse(&t.body).is_ok_and(|h| h.packet == VideoPacket::SequenceStart)
+        }
         TagKind::Audio => t.body.len() > 1 && t.body[0] >> 4 == 10 && t.body[1] == 0,
         TagKind::Script => false,
     }
 }
 
 fn is_sequence_end(t: &T) -> bool {
-    t.kind == TagKind::Video && VideoTagHeader::parse(&t.body).is_ok_and(|h| h.packet == VideoPacket::SequenceEnd)
+    t.kind == TagKind::Video
+        && VideoTagHeader::parse(&t.body).is_ok_and(|h| h.packet == VideoPacket::SequenceEnd)
 }
 
 fn is_keyframe(t: &T) -> bool {
@@ -83,12 +86,24 @@ struct Source {
 fn source() -> &'static Source {
     static SOURCE: OnceLock<Source> = OnceLock::new();
     SOURCE.get_or_init(|| {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ingest-src-{}.flv", std::process::id()));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ingest-src-{}.flv", std::process::id()));
         let status = std::process::Command::new(FFMPEG)
             .args(["-y", "-hide_banner", "-loglevel", "error"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args(["-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30"])
+            .args([
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                "30",
+            ])
             .args(["-c:a", "aac", "-f", "flv"])
             .arg(&path)
             .stdin(Stdio::null())
@@ -97,7 +112,10 @@ fn source() -> &'static Source {
         assert!(status.success(), "ffmpeg could not generate the test file");
         let bytes = Bytes::from(std::fs::read(&path).expect("reading the test file"));
         let tags = demux_all(&bytes);
-        assert!(frames(&tags, TagKind::Video).len() >= 100, "test file: too few video frames");
+        assert!(
+            frames(&tags, TagKind::Video).len() >= 100,
+            "test file: too few video frames"
+        );
         Source { path, bytes, tags }
     })
 }
@@ -125,11 +143,18 @@ impl Relay {
     async fn start(args: &[&str]) -> Relay {
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let rtmp: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("relay-{}-{}.log", std::process::id(), http.port()));
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "relay-{}-{}.log",
+            std::process::id(),
+            http.port()
+        ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep-relay"))
             .args(["--http", &http.to_string(), "--rtmp", &rtmp.to_string()])
             .args(args)
-            .env("RUST_LOG", std::env::var("TEST_RELAY_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RELAY_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .env_remove("LOCKSTEP_PUBLISH_KEY")
             .stdin(Stdio::null())
@@ -143,7 +168,11 @@ impl Relay {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let log_path = log.clone();
         tokio::spawn(async move {
-            let mut file = tokio::fs::OpenOptions::new().append(true).open(&log_path).await.ok();
+            let mut file = tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .await
+                .ok();
             let mut lines = BufReader::new(stdout).lines();
             let mut ready = Some(ready_tx);
             while let Ok(Some(line)) = lines.next_line().await {
@@ -158,7 +187,12 @@ impl Relay {
             }
         });
         let started = timeout(Duration::from_secs(15), ready_rx).await;
-        let relay = Relay { http, rtmp, child, log };
+        let relay = Relay {
+            http,
+            rtmp,
+            child,
+            log,
+        };
         assert!(matches!(started, Ok(Ok(()))), "relay did not start");
         relay
     }
@@ -178,7 +212,10 @@ impl Relay {
     }
 
     fn assert_alive(&mut self) {
-        assert!(matches!(self.child.try_wait(), Ok(None)), "the relay exited");
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "the relay exited"
+        );
     }
 }
 
@@ -235,7 +272,11 @@ async fn open_viewer(http: SocketAddr, name: &str) -> reqwest::Response {
 }
 
 /// Reads tags until `done` says so (then a short grace) or `limit` passes.
-async fn read_viewer(resp: reqwest::Response, limit: Duration, done: impl Fn(&[T]) -> bool) -> Vec<T> {
+async fn read_viewer(
+    resp: reqwest::Response,
+    limit: Duration,
+    done: impl Fn(&[T]) -> bool,
+) -> Vec<T> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut body = resp.bytes_stream();
     let mut demuxer = Demuxer::new();
@@ -284,23 +325,38 @@ fn viewer_task(resp: reqwest::Response, limit: Duration) -> tokio::task::JoinHan
 /// but a few leading audio frames (audio before the first keyframe is not forwarded).
 fn assert_same_media(rx: &[T], full: bool, min_video: usize) {
     let src = &source().tags;
-    let first_video = rx.iter().position(|t| t.kind == TagKind::Video).expect("no video received");
-    assert!(is_config(&rx[first_video]), "first video tag is not a sequence header");
-    let first_key = rx.iter().position(is_keyframe).expect("no keyframe received");
+    let first_video = rx
+        .iter()
+        .position(|t| t.kind == TagKind::Video)
+        .expect("no video received");
+    assert!(
+        is_config(&rx[first_video]),
+        "first video tag is not a sequence header"
+    );
+    let first_key = rx
+        .iter()
+        .position(is_keyframe)
+        .expect("no keyframe received");
     assert!(first_video < first_key);
     for t in rx.iter().filter(|t| is_config(t)) {
         assert!(
-            src.iter().any(|s| s.kind == t.kind && is_config(s) && s.body == t.body),
+            src.iter()
+                .any(|s| s.kind == t.kind && is_config(s) && s.body == t.body),
             "a {:?} configuration differs from the source's",
             t.kind
         );
     }
-    assert!(rx.iter().any(|t| t.kind == TagKind::Audio && is_config(t)), "no audio configuration");
+    assert!(
+        rx.iter().any(|t| t.kind == TagKind::Audio && is_config(t)),
+        "no audio configuration"
+    );
     for kind in [TagKind::Video, TagKind::Audio] {
         let got = frames(rx, kind);
         let want = frames(src, kind);
         assert!(!got.is_empty(), "no {kind:?} frames");
-        let starts: Vec<usize> = (0..want.len()).filter(|&i| want[i].body == got[0].body).collect();
+        let starts: Vec<usize> = (0..want.len())
+            .filter(|&i| want[i].body == got[0].body)
+            .collect();
         let start = starts
             .iter()
             .copied()
@@ -308,18 +364,35 @@ fn assert_same_media(rx: &[T], full: bool, min_video: usize) {
             .unwrap_or_else(|| panic!("{kind:?} frames are not a byte-identical contiguous run of the source ({} received)", got.len()));
         if full {
             let max_skip = if kind == TagKind::Video { 0 } else { 8 };
-            assert!(start <= max_skip, "{kind:?}: the first {start} source frames are missing");
-            assert_eq!(start + got.len(), want.len(), "{kind:?}: the stream was cut short");
+            assert!(
+                start <= max_skip,
+                "{kind:?}: the first {start} source frames are missing"
+            );
+            assert_eq!(
+                start + got.len(),
+                want.len(),
+                "{kind:?}: the stream was cut short"
+            );
         }
     }
-    assert!(frames(rx, TagKind::Video).len() >= min_video, "too few video frames");
+    assert!(
+        frames(rx, TagKind::Video).len() >= min_video,
+        "too few video frames"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_publish_is_relayed_byte_for_byte() {
     let relay = Relay::start(&["--publish-key", "sekrit"]).await;
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(20));
-    let ok = ffmpeg(publish_args(true, &[&relay.rtmp_url("cam", Some("sekrit"))]), Duration::from_secs(20)).await;
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(20),
+    );
+    let ok = ffmpeg(
+        publish_args(true, &[&relay.rtmp_url("cam", Some("sekrit"))]),
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(ok, "ffmpeg RTMP publish failed");
     let rx = viewer.await.expect("viewer task");
     assert_same_media(&rx, true, 100);
@@ -336,9 +409,16 @@ async fn rtmp_publish_is_relayed_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_put_publish_is_relayed_byte_for_byte() {
     let relay = Relay::start(&["--publish-key", "sekrit"]).await;
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(20));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(20),
+    );
     let url = relay.ingest_url("cam", Some("sekrit"));
-    let ok = ffmpeg(publish_args(true, &["-method", "PUT", &url]), Duration::from_secs(20)).await;
+    let ok = ffmpeg(
+        publish_args(true, &["-method", "PUT", &url]),
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(ok, "ffmpeg HTTP PUT publish failed");
     let rx = viewer.await.expect("viewer task");
     assert_same_media(&rx, true, 100);
@@ -349,19 +429,44 @@ async fn wrong_key_is_refused_and_nothing_is_published() {
     let relay = Relay::start(&["--publish-key", "right"]).await;
     let viewer = open_viewer(relay.http, "cam").await;
     let t = Duration::from_secs(15);
-    assert!(!ffmpeg(publish_args(false, &[&relay.rtmp_url("cam", Some("wrong"))]), t).await, "RTMP with a wrong key was accepted");
-    assert!(!ffmpeg(publish_args(false, &[&relay.rtmp_url("cam", None)]), t).await, "RTMP without a key was accepted");
+    assert!(
+        !ffmpeg(
+            publish_args(false, &[&relay.rtmp_url("cam", Some("wrong"))]),
+            t
+        )
+        .await,
+        "RTMP with a wrong key was accepted"
+    );
+    assert!(
+        !ffmpeg(publish_args(false, &[&relay.rtmp_url("cam", None)]), t).await,
+        "RTMP without a key was accepted"
+    );
     let client = reqwest::Client::new();
-    for url in [relay.ingest_url("cam", Some("wrong")), relay.ingest_url("cam", None)] {
-        let resp = client.put(&url).body(source().bytes.clone()).send().await.expect("PUT");
+    for url in [
+        relay.ingest_url("cam", Some("wrong")),
+        relay.ingest_url("cam", None),
+    ] {
+        let resp = client
+            .put(&url)
+            .body(source().bytes.clone())
+            .send()
+            .await
+            .expect("PUT");
         assert_eq!(resp.status(), 403, "{url}");
     }
     let rx = read_viewer(viewer, Duration::from_secs(1), |_| false).await;
-    assert!(rx.is_empty(), "media appeared after refused publishes: {} tags", rx.len());
+    assert!(
+        rx.is_empty(),
+        "media appeared after refused publishes: {} tags",
+        rx.len()
+    );
 
     // The right key still works, over HTTP PUT with the whole file in one body. (A burst
     // this fast makes the viewer skip a GOP by design: only check the frames are genuine.)
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(10));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(10),
+    );
     let resp = client
         .put(relay.ingest_url("cam", Some("right")))
         .body(source().bytes.clone())
@@ -371,10 +476,17 @@ async fn wrong_key_is_refused_and_nothing_is_published() {
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap_or_default().starts_with("ok:"));
     let rx = viewer.await.expect("viewer task");
-    assert!(frames(&rx, TagKind::Video).len() >= 30, "too few video frames");
+    assert!(
+        frames(&rx, TagKind::Video).len() >= 30,
+        "too few video frames"
+    );
     let src = &source().tags;
     for t in rx.iter().filter(|t| t.kind != TagKind::Script) {
-        assert!(src.iter().any(|s| s.kind == t.kind && s.body == t.body), "a {:?} tag not from the source", t.kind);
+        assert!(
+            src.iter().any(|s| s.kind == t.kind && s.body == t.body),
+            "a {:?} tag not from the source",
+            t.kind
+        );
     }
 }
 
@@ -382,10 +494,17 @@ async fn wrong_key_is_refused_and_nothing_is_published() {
 async fn rtmp_key_in_tc_url_is_accepted() {
     // OBS style: the key in the server URL (so in `tcUrl`), the stream key just the name.
     let relay = Relay::start(&["--publish-key", "sekrit"]).await;
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(15));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(15),
+    );
     let tc_url = format!("rtmp://{}/live?key=sekrit", relay.rtmp);
     let url = relay.rtmp_url("cam", None);
-    let ok = ffmpeg(publish_args(true, &["-rtmp_app", "live", "-rtmp_tcurl", &tc_url, &url]), Duration::from_secs(20)).await;
+    let ok = ffmpeg(
+        publish_args(true, &["-rtmp_app", "live", "-rtmp_tcurl", &tc_url, &url]),
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(ok, "RTMP publish with the key in tcUrl failed");
     assert_same_media(&viewer.await.expect("viewer task"), true, 100);
 }
@@ -394,7 +513,11 @@ async fn rtmp_key_in_tc_url_is_accepted() {
 async fn http_push_rejects_bad_requests() {
     let relay = Relay::start(&[]).await;
     let client = reqwest::Client::new();
-    let resp = client.get(relay.ingest_url("cam", None)).send().await.expect("GET");
+    let resp = client
+        .get(relay.ingest_url("cam", None))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(resp.status(), 405);
     let resp = client
         .put(relay.ingest_url("cam", None))
@@ -403,15 +526,34 @@ async fn http_push_rejects_bad_requests() {
         .await
         .expect("PUT");
     assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap_or_default().contains("malformed FLV"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("malformed FLV"));
     // A file cut inside a tag: the tags before the cut go out, the answer is 400.
     let cut = source().bytes.slice(..source().bytes.len() / 2 + 3);
-    let resp = client.put(relay.ingest_url("cam", None)).body(cut).send().await.expect("PUT");
+    let resp = client
+        .put(relay.ingest_url("cam", None))
+        .body(cut)
+        .send()
+        .await
+        .expect("PUT");
     assert_eq!(resp.status(), 400);
-    let resp = client.put(relay.ingest_url("bad%20name", None)).body("FLV").send().await.expect("PUT");
+    let resp = client
+        .put(relay.ingest_url("bad%20name", None))
+        .body("FLV")
+        .send()
+        .await
+        .expect("PUT");
     assert_eq!(resp.status(), 400);
     // The channel is free again afterwards.
-    let resp = client.put(relay.ingest_url("cam", None)).body(source().bytes.clone()).send().await.expect("PUT");
+    let resp = client
+        .put(relay.ingest_url("cam", None))
+        .body(source().bytes.clone())
+        .send()
+        .await
+        .expect("PUT");
     assert_eq!(resp.status(), 200);
 }
 
@@ -419,12 +561,18 @@ async fn http_push_rejects_bad_requests() {
 async fn second_publisher_is_refused_while_first_is_live() {
     let relay = Relay::start(&[]).await;
     let viewer = open_viewer(relay.http, "cam").await;
-    let first = tokio::spawn(ffmpeg(publish_args(true, &[&relay.rtmp_url("cam", None)]), Duration::from_secs(20)));
+    let first = tokio::spawn(ffmpeg(
+        publish_args(true, &[&relay.rtmp_url("cam", None)]),
+        Duration::from_secs(20),
+    ));
     // Wait until the first publisher is live (a few tags arrived).
     let early = read_viewer(viewer, Duration::from_secs(5), |t| t.len() >= 10).await;
     assert!(early.len() >= 10, "first publisher did not go live");
 
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(20));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(20),
+    );
     let resp = reqwest::Client::new()
         .put(relay.ingest_url("cam", None))
         .body(source().bytes.clone())
@@ -432,13 +580,23 @@ async fn second_publisher_is_refused_while_first_is_live() {
         .await
         .expect("PUT");
     assert_eq!(resp.status(), 409);
-    let second = ffmpeg(publish_args(false, &[&relay.rtmp_url("cam", None)]), Duration::from_secs(15)).await;
+    let second = ffmpeg(
+        publish_args(false, &[&relay.rtmp_url("cam", None)]),
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(!second, "a second RTMP publisher was accepted");
 
-    assert!(first.await.expect("ffmpeg task"), "the first publisher was disturbed");
+    assert!(
+        first.await.expect("ffmpeg task"),
+        "the first publisher was disturbed"
+    );
     let rx = viewer.await.expect("viewer task");
     assert_same_media(&rx, false, 60);
-    assert!(got_source_end(&rx), "the first publisher's stream did not arrive in full");
+    assert!(
+        got_source_end(&rx),
+        "the first publisher's stream did not arrive in full"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,11 +604,19 @@ async fn file_source_plays_in_real_time() {
     let arg = format!("demo={}", src_path());
     let relay = Relay::start(&["--file", &arg]).await;
     let started = Instant::now();
-    let rx = read_viewer(open_viewer(relay.http, "demo").await, Duration::from_secs(10), got_source_end).await;
+    let rx = read_viewer(
+        open_viewer(relay.http, "demo").await,
+        Duration::from_secs(10),
+        got_source_end,
+    )
+    .await;
     let took = started.elapsed();
     assert_same_media(&rx, false, 100);
     assert!(got_source_end(&rx), "the file did not play to its end");
-    assert!(took >= Duration::from_millis(3000), "not paced in real time: 4 s of media in {took:?}");
+    assert!(
+        took >= Duration::from_millis(3000),
+        "not paced in real time: 4 s of media in {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,21 +624,46 @@ async fn looped_file_keeps_timestamps_increasing() {
     let arg = format!("demo={}", src_path());
     let relay = Relay::start(&["--file", &arg, "--loop"]).await;
     let want = frames(&source().tags, TagKind::Video);
-    let rx = read_viewer(open_viewer(relay.http, "demo").await, Duration::from_secs(12), |t| {
-        frames(t, TagKind::Video).len() >= want.len() + 30
-    })
+    let rx = read_viewer(
+        open_viewer(relay.http, "demo").await,
+        Duration::from_secs(12),
+        |t| frames(t, TagKind::Video).len() >= want.len() + 30,
+    )
     .await;
     let got = frames(&rx, TagKind::Video);
-    assert!(got.len() >= want.len() + 30, "the file did not loop ({} video frames)", got.len());
-    assert!(!rx.iter().any(is_sequence_end), "end of sequence sent between loops");
+    assert!(
+        got.len() >= want.len() + 30,
+        "the file did not loop ({} video frames)",
+        got.len()
+    );
+    assert!(
+        !rx.iter().any(is_sequence_end),
+        "end of sequence sent between loops"
+    );
     // Bodies cycle through the source's; timestamps only go forward, one frame apart at the seam.
-    let start = want.iter().position(|w| w.body == got[0].body).expect("first frame not in source");
+    let start = want
+        .iter()
+        .position(|w| w.body == got[0].body)
+        .expect("first frame not in source");
     for (j, g) in got.iter().enumerate() {
-        assert!(g.body == want[(start + j) % want.len()].body, "frame {j} differs from the source");
+        assert!(
+            g.body == want[(start + j) % want.len()].body,
+            "frame {j} differs from the source"
+        );
     }
     for w in got.windows(2) {
-        assert!(w[1].ts > w[0].ts, "timestamp went from {} to {}", w[0].ts, w[1].ts);
-        assert!(w[1].ts - w[0].ts <= 100, "gap from {} to {}", w[0].ts, w[1].ts);
+        assert!(
+            w[1].ts > w[0].ts,
+            "timestamp went from {} to {}",
+            w[0].ts,
+            w[1].ts
+        );
+        assert!(
+            w[1].ts - w[0].ts <= 100,
+            "gap from {} to {}",
+            w[0].ts,
+            w[1].ts
+        );
     }
 }
 
@@ -483,7 +674,11 @@ async fn pull_from_another_relay_over_http_flv() {
     let edge = Relay::start(&["--pull", &pull, "--publish-key", "edge-key"]).await;
     let viewer = viewer_task(open_viewer(edge.http, "cam").await, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(1500)).await; // the edge's first attempt connects
-    let ok = ffmpeg(publish_args(true, &[&origin.rtmp_url("cam", None)]), Duration::from_secs(20)).await;
+    let ok = ffmpeg(
+        publish_args(true, &[&origin.rtmp_url("cam", None)]),
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(ok, "publishing to the origin failed");
     let rx = viewer.await.expect("viewer task");
     assert_same_media(&rx, true, 100);
@@ -495,10 +690,17 @@ async fn pull_from_rtmp_server() {
     let url = format!("rtmp://127.0.0.1:{port}/live/src");
     let pull = format!("cam={url}");
     let relay = Relay::start(&["--pull", &pull]).await;
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(25));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(25),
+    );
     // ffmpeg as an RTMP server: it sends the file to the client that plays it (the relay,
     // which keeps retrying until this listener is up).
-    let server = ffmpeg(publish_args(true, &["-listen", "1", &url]), Duration::from_secs(25)).await;
+    let server = ffmpeg(
+        publish_args(true, &["-listen", "1", &url]),
+        Duration::from_secs(25),
+    )
+    .await;
     let rx = viewer.await.expect("viewer task");
     assert!(server, "ffmpeg RTMP server failed");
     assert_same_media(&rx, false, 90);
@@ -520,13 +722,21 @@ fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
 async fn rtmp_handshake(stream: &mut TcpStream) {
     use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
     let mut hs = Handshake::new(PeerType::Client);
-    stream.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).await.unwrap();
+    stream
+        .write_all(&hs.generate_outbound_p0_and_p1().unwrap())
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 8192];
     loop {
-        let n = timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("handshake timed out").unwrap();
+        let n = timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("handshake timed out")
+            .unwrap();
         assert!(n > 0, "relay closed during the handshake");
         match hs.process_bytes(&buf[..n]).expect("handshake") {
-            HandshakeProcessResult::InProgress { response_bytes } => stream.write_all(&response_bytes).await.unwrap(),
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                stream.write_all(&response_bytes).await.unwrap()
+            }
             HandshakeProcessResult::Completed { response_bytes, .. } => {
                 stream.write_all(&response_bytes).await.unwrap();
                 return;
@@ -558,9 +768,15 @@ async fn garbage_rtmp_does_not_disturb_the_relay() {
 
     let mut relay = Relay::start(&[]).await;
     let addr = relay.rtmp;
-    let viewer = viewer_task(open_viewer(relay.http, "cam").await, Duration::from_secs(20));
+    let viewer = viewer_task(
+        open_viewer(relay.http, "cam").await,
+        Duration::from_secs(20),
+    );
     // A publisher stays live while the garbage arrives.
-    let publisher = tokio::spawn(ffmpeg(publish_args(true, &[&relay.rtmp_url("cam", None)]), Duration::from_secs(20)));
+    let publisher = tokio::spawn(ffmpeg(
+        publish_args(true, &[&relay.rtmp_url("cam", None)]),
+        Duration::from_secs(20),
+    ));
 
     // Random bytes, then close.
     for seed in 1..5u64 {
@@ -578,7 +794,10 @@ async fn garbage_rtmp_does_not_disturb_the_relay() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     rtmp_handshake(&mut s).await;
     let _ = s.write_all(&garbage(20_000, 77)).await;
-    assert!(closed_by_relay(&mut s).await, "connection with garbage chunks left open");
+    assert!(
+        closed_by_relay(&mut s).await,
+        "connection with garbage chunks left open"
+    );
     // `@setDataFrame` without arguments (rml_rtmp panics on it): contained, connection closed.
     let mut s = TcpStream::connect(addr).await.unwrap();
     rtmp_handshake(&mut s).await;
@@ -589,12 +808,24 @@ async fn garbage_rtmp_does_not_disturb_the_relay() {
     let payload = msg.into_message_payload(RtmpTimestamp::new(0), 1).unwrap();
     let packet = ser.serialize(&payload, false, false).unwrap();
     s.write_all(&packet.bytes).await.unwrap();
-    assert!(closed_by_relay(&mut s).await, "connection with a poisonous message left open");
+    assert!(
+        closed_by_relay(&mut s).await,
+        "connection with a poisonous message left open"
+    );
 
     relay.assert_alive();
-    assert!(publisher.await.expect("ffmpeg task"), "the live publisher was disturbed");
+    assert!(
+        publisher.await.expect("ffmpeg task"),
+        "the live publisher was disturbed"
+    );
     assert_same_media(&viewer.await.expect("viewer task"), true, 100);
     // And new publishers are still welcome.
-    assert!(ffmpeg(publish_args(false, &[&relay.rtmp_url("other", None)]), Duration::from_secs(15)).await);
+    assert!(
+        ffmpeg(
+            publish_args(false, &[&relay.rtmp_url("other", None)]),
+            Duration::from_secs(15)
+        )
+        .await
+    );
     relay.assert_alive();
 }

@@ -269,8 +269,19 @@ impl Remuxer {
                 if !matches!(h.codec, VideoCodec::Avc | VideoCodec::Hevc) {
                     return Err(unsupported_video(timestamp, h.codec));
                 }
-                if self.video.config.is_none() {
-                    return Ok(()); // nothing decodable before a configuration
+                let configured = matches!(
+                    (h.codec, &self.video.config),
+                    (
+                        VideoCodec::Avc,
+                        Some(TrackConfig::Video(VideoConfig::Avc(_)))
+                    ) | (
+                        VideoCodec::Hevc,
+                        Some(TrackConfig::Video(VideoConfig::Hevc(_)))
+                    )
+                );
+                if !configured {
+                    // Nothing decodable before a configuration of this codec.
+                    return Ok(());
                 }
                 let key = h.is_keyframe();
                 if self.video.waiting_for_key && !key {
@@ -320,7 +331,11 @@ impl Remuxer {
                 Ok(())
             }
             (AudioCodec::Aac, AudioPacket::Coded) => {
-                if self.audio.config.is_none() || payload.is_empty() {
+                let configured = matches!(
+                    self.audio.config,
+                    Some(TrackConfig::Audio(AudioConfig::Aac(_)))
+                );
+                if !configured || payload.is_empty() {
                     return Ok(());
                 }
                 self.add_audio_frame(timestamp, payload);

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use axum::body::BodyDataStream;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -60,14 +61,19 @@ pub async fn handler(
                 PublishError::Busy(_) => StatusCode::CONFLICT,
                 PublishError::BadName(_) => StatusCode::BAD_REQUEST,
             };
+            drain(request.into_body().into_data_stream()).await;
             return (status, format!("{e}\n")).into_response();
         }
     };
     tracing::info!(%channel, %peer, "HTTP push started");
     let mut ingest = FlvIngest::new();
     let mut bytes = 0u64;
-    let result = pump(request, &mut live, &mut ingest, &mut bytes).await;
+    let mut body = request.into_body().into_data_stream();
+    let result = pump(&mut body, &mut live, &mut ingest, &mut bytes).await;
     drop(live);
+    if result.is_err() {
+        drain(body).await;
+    }
     let summary = format!(
         "{} tags ({} skipped), {bytes} bytes",
         ingest.tags, ingest.rejected
@@ -90,14 +96,33 @@ pub async fn handler(
     }
 }
 
+/// Most of a refused request's body read (and dropped) before answering.
+const DRAIN_BYTES: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads some of a refused body before answering: closing a connection with unread data makes TCP
+/// reset it, and the client may lose the answer (403 / 409) in the reset. Bounded, so an
+/// endless stream is answered after [`DRAIN_TIME`].
+async fn drain(mut body: BodyDataStream) {
+    let mut read = 0;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read >= DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Streams the body through the demuxer into the publisher until it ends.
 async fn pump(
-    request: Request,
+    body: &mut BodyDataStream,
     live: &mut LivePublisher,
     ingest: &mut FlvIngest,
     bytes: &mut u64,
 ) -> Result<(), PushError> {
-    let mut body = request.into_body().into_data_stream();
     loop {
         let chunk = tokio::select! {
             _ = live.publisher.wait_replaced() => return Err(FlvIngestError::Replaced.into()),

@@ -4,7 +4,9 @@
 //! - `http://HOST/PATH` (HTTP-FLV, e.g. another relay's `/live/NAME.flv`): a streamed GET
 //!   whose body goes through [`FlvIngest`]. (`https://` needs reqwest's TLS features, which
 //!   this build does not enable: such a URL fails with a clear error on each attempt.)
-//! - `rtmp://HOST[:PORT]/APP/STREAM`: an `rml_rtmp` client session that plays STREAM.
+//! - `rtmp://HOST[:PORT]/APP/STREAM`: an `rml_rtmp` client session that plays STREAM; the
+//!   media is read by a [`MediaTap`] beside it (the session drops media on an unexpected
+//!   message stream id, as ffmpeg's `-listen 1` server sends it).
 //!
 //! The channel is claimed only once the upstream answered, with the key configured for it,
 //! and released when the connection ends. Attempts back off from 0.5 s doubling to 10 s;
