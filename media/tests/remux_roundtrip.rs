@@ -533,7 +533,7 @@ fn frames_of_another_codec_than_the_configuration_are_dropped() {
     for opts in [RemuxOptions::live(), RemuxOptions::file(true, true)] {
         let mut r = Remuxer::new(opts);
         let mut samples = 0;
-        let mut push = |r: &mut Remuxer, kind, ts, body: &[u8]| {
+        let push = |r: &mut Remuxer, kind, ts, body: &[u8]| {
             r.push(kind, ts, &Bytes::copy_from_slice(body)).unwrap();
         };
         push(

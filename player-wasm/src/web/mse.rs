@@ -245,7 +245,7 @@ impl MseSink {
             };
             if b.generates_timestamps && !b.offset_set && !a.init {
                 b.offset_set = true;
-                let _ = b.sb.set_timestamp_offset(a.start_ms / 1000.0);
+                b.sb.set_timestamp_offset(a.start_ms / 1000.0);
             }
             // appendBuffer copies the bytes synchronously, so a view of wasm memory is safe.
             let view = unsafe { Uint8Array::view(&a.data) };

@@ -397,7 +397,8 @@ impl Inner {
     }
 
     fn on_waiting(&mut self) {
-        if self.started && !self.stalled {
+        // Waiting before the first frame played is startup, not a stall.
+        if self.started && self.startup_ms.is_some() && !self.stalled {
             self.stalled = true;
             self.stalls += 1;
             self.controller.on_stall(now_ms());
