@@ -341,14 +341,17 @@ impl Registry {
         v
     }
 
-    /// Checks a publish key against the policy.
-    pub fn key_ok(&self, channel: &str, key: Option<&str>) -> bool {
-        let expected = self
-            .policy
+    /// The key publishing on `channel` requires: its own key, else the relay-wide one.
+    pub fn expected_key(&self, channel: &str) -> Option<&String> {
+        self.policy
             .channel_keys
             .get(channel)
-            .or(self.policy.key.as_ref());
-        match expected {
+            .or(self.policy.key.as_ref())
+    }
+
+    /// Checks a publish key against the policy.
+    pub fn key_ok(&self, channel: &str, key: Option<&str>) -> bool {
+        match self.expected_key(channel) {
             None => true,
             Some(k) => key.is_some_and(|given| constant_time_eq(given.as_bytes(), k.as_bytes())),
         }

@@ -17,7 +17,7 @@ use lockstep_media::flv::{DemuxError, Demuxer, Event, Tag, TagKind};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::rtmp::{configured_key, stopped, LivePublisher};
+use super::publisher::{configured_key, stopped, LivePublisher};
 use crate::app::AppState;
 use crate::channel::PublishError;
 

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::flv_stream::{FlvIngest, FlvIngestError};
-use super::rtmp::{LivePublisher, READ_TIMEOUT};
+use super::publisher::{LivePublisher, READ_TIMEOUT};
 use crate::app::AppState;
 use crate::channel::PublishError;
 

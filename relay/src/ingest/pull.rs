@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::flv_stream::{FlvIngest, FlvIngestError};
-use super::rtmp::{configured_key, stopped, LivePublisher, READ_TIMEOUT};
+use super::publisher::{configured_key, stopped, LivePublisher, READ_TIMEOUT};
 use crate::app::AppState;
 use crate::channel::PublishError;
 

@@ -10,9 +10,6 @@
 //! nothing shared is touched. `rml_rtmp` panics on an `@setDataFrame` without arguments: a
 //! precheck parsing the stream alongside refuses those first, and the parsing runs under
 //! `catch_unwind` in case of others, such a panic being handled like any protocol error.
-//!
-//! Also holds what every ingest source shares: [`LivePublisher`] (the publisher plus the
-//! `publishers` gauge) and the publish-key helpers.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -34,11 +31,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::publisher::{query_param, stopped, LivePublisher, READ_TIMEOUT};
 use crate::app::AppState;
-use crate::channel::{PublishError, Publisher};
-
-/// A publisher (or a connection that has not published yet) silent this long is dropped.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::channel::PublishError;
 
 /// Rejected tags logged at `warn` per session; the rest at `debug`.
 const WARN_REJECTED: u64 = 5;
@@ -70,78 +65,9 @@ pub enum RtmpError {
     Replaced,
 }
 
-/// A live [`Publisher`] counted in the `publishers` gauge for as long as it lives.
-pub(crate) struct LivePublisher {
-    pub publisher: Publisher,
-    app: AppState,
-}
-
-impl LivePublisher {
-    /// Claims `name` for `peer` with `key`, counting the publisher while it lives.
-    pub fn claim(
-        app: &AppState,
-        name: &str,
-        key: Option<&str>,
-        peer: &str,
-    ) -> Result<Self, PublishError> {
-        let publisher = app.registry.publish(name, key, peer)?;
-        app.metrics.publishers.inc();
-        Ok(LivePublisher {
-            publisher,
-            app: app.clone(),
-        })
-    }
-
-    /// Forwards one tag body, counting its bytes.
-    pub fn push(&self, kind: TagKind, timestamp: u32, body: Bytes) -> Result<(), String> {
-        self.count_bytes(body.len());
-        self.publisher.push_tag(kind, timestamp, body)
-    }
-
-    /// Counts ingested bytes pushed by other means (an [`super::flv_stream::FlvIngest`]).
-    pub fn count_bytes(&self, n: usize) {
-        self.app.metrics.bytes_in.inc_by(n as u64);
-    }
-
-    pub fn channel_name(&self) -> &str {
-        &self.publisher.channel().name
-    }
-}
-
-impl Drop for LivePublisher {
-    fn drop(&mut self) {
-        self.app.metrics.publishers.dec();
-    }
-}
-
-/// The key configured for `channel` (per-channel key, else the global key): what a source
-/// the relay runs itself (pull, file) presents.
-pub(crate) fn configured_key(app: &AppState, channel: &str) -> Option<String> {
-    let policy = &app.registry.policy;
-    policy
-        .channel_keys
-        .get(channel)
-        .or(policy.key.as_ref())
-        .cloned()
-}
-
-/// The value of `name` in a URL query string (`a=1&key=K`), without percent-decoding.
-pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The `key` in the query part of `s` (`NAME?key=K`, `rtmp://h/live?key=K`).
 fn key_in(s: &str) -> Option<&str> {
     s.split_once('?').and_then(|(_, q)| query_param(q, "key"))
-}
-
-/// Resolves once shutdown is signalled (or the signal is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// Accepts RTMP connections until shutdown; one task per connection.
