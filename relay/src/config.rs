@@ -187,3 +187,96 @@ fn default_www() -> PathBuf {
     }
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("lockstep-relay").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost() {
+        let c = Config::from_cli(cli(&[])).unwrap();
+        assert_eq!(c.http, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.rtmp, Some("127.0.0.1:1935".parse().unwrap()));
+        assert!(c.publish_key.is_none() && !c.takeover);
+    }
+
+    #[test]
+    fn command_line_sources_and_rtmp_off() {
+        let c = Config::from_cli(cli(&[
+            "--http",
+            "0.0.0.0:9000",
+            "--rtmp",
+            "off",
+            "--publish-key",
+            "k",
+            "--pull",
+            "cam=http://origin/live/cam.flv",
+            "--file",
+            "test=/tmp/a.flv",
+            "--loop",
+        ]))
+        .unwrap();
+        assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.rtmp, None);
+        assert_eq!(c.publish_key.as_deref(), Some("k"));
+        assert_eq!(
+            c.pulls,
+            vec![("cam".into(), "http://origin/live/cam.flv".into())]
+        );
+        assert_eq!(c.files, vec![("test".into(), PathBuf::from("/tmp/a.flv"))]);
+        assert!(c.loop_files);
+    }
+
+    #[test]
+    fn bad_pairs_are_explained() {
+        let e = Config::from_cli(cli(&["--pull", "no-equals-sign"])).unwrap_err();
+        assert!(e.to_string().contains("NAME=URL"), "{e}");
+        let e = Config::from_cli(cli(&["--file", "bad/name=x.flv"])).unwrap_err();
+        assert!(e.to_string().contains("NAME=PATH"), "{e}");
+        let e = Config::from_cli(cli(&["--rtmp", "nowhere"])).unwrap_err();
+        assert!(e.to_string().contains("--rtmp"), "{e}");
+    }
+
+    #[test]
+    fn toml_file_and_keys_file_with_command_line_winning() {
+        let dir = std::env::temp_dir().join(format!("lockstep-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("keys.toml");
+        std::fs::write(&keys, "studio = \"s3cret\"\n").unwrap();
+        let conf = dir.join("relay.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "http = \"127.0.0.1:7000\"\nrtmp = \"off\"\npublish_key = \"from-file\"\n\
+                 keys_file = {:?}\ntakeover = true\ndelay_ms = 120\n[keys]\nlobby = \"l\"\n",
+                keys.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let c = Config::from_cli(cli(&[
+            "--config",
+            conf.to_str().unwrap(),
+            "--publish-key",
+            "from-cli",
+        ]))
+        .unwrap();
+        assert_eq!(c.http.port(), 7000);
+        assert_eq!(c.rtmp, None);
+        assert_eq!(c.publish_key.as_deref(), Some("from-cli"));
+        assert_eq!(
+            c.channel_keys.get("studio").map(String::as_str),
+            Some("s3cret")
+        );
+        assert_eq!(c.channel_keys.get("lobby").map(String::as_str), Some("l"));
+        assert!(c.takeover);
+        assert_eq!(c.delay_ms, 120);
+        std::fs::write(&conf, "htp = \"typo\"\n").unwrap();
+        let e = Config::from_cli(cli(&["--config", conf.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("relay.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
