@@ -291,6 +291,10 @@ pub struct Feedback {
     pub sync_error_ms: Option<i32>,
     /// Round-trip time of the clock-sync sample in use, µs.
     pub rtt_us: Option<u32>,
+    /// The lowest latency this viewer can hold without stalling (its controller's effective
+    /// target), ms: what the relay uses to choose the channel's shared delay. Added in
+    /// protocol 1.1 as an optional trailing field; absent from older players.
+    pub target_ms: Option<u32>,
 }
 
 /// Relay to player: the viewer's queue overflowed and the relay skipped to the next keyframe.
@@ -522,7 +526,11 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             out.push(f.mode);
             u32s(
                 out,
-                &[signed(f.sync_error_ms), f.rtt_us.unwrap_or(u32::MAX)],
+                &[
+                    signed(f.sync_error_ms),
+                    f.rtt_us.unwrap_or(u32::MAX),
+                    f.target_ms.unwrap_or(u32::MAX),
+                ],
             );
         }
         Message::Skipped(s) => {
@@ -591,6 +599,9 @@ impl<'a> Reader<'a> {
                 available: rest.len(),
             }),
         }
+    }
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let mut a = [0; N];
@@ -754,6 +765,12 @@ pub fn decode(msg: Bytes) -> Result<Message, WireError> {
             mode: r.u8()?,
             sync_error_ms: r.opt_i32()?,
             rtt_us: Some(r.u32()?).filter(|&v| v != u32::MAX),
+            // Optional trailing field (protocol 1.1): absent from 1.0 players.
+            target_ms: if r.remaining() >= 4 {
+                Some(r.u32()?).filter(|&v| v != u32::MAX)
+            } else {
+                None
+            },
         }),
         types::SKIPPED => Message::Skipped(Skipped {
             frames: r.u32()?,

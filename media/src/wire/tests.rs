@@ -85,6 +85,7 @@ fn samples() -> Vec<Message> {
             mode: MODE_WEBCODECS,
             sync_error_ms: Some(-3),
             rtt_us: Some(900),
+            target_ms: Some(140),
         }),
         Message::Feedback(Feedback::default()),
         Message::Skipped(Skipped {
@@ -163,9 +164,20 @@ fn golden_bytes() {
     ];
     assert_eq!(&info[..], want);
     let fb = Message::Feedback(Feedback::default()).to_bytes();
-    assert_eq!(fb.len(), 44);
+    assert_eq!(fb.len(), 48);
     assert_eq!(&fb[5..9], &[0x80, 0, 0, 0]); // latency unknown = i32::MIN
     assert_eq!(&fb[40..44], &[0xFF; 4]); // rtt unknown = u32::MAX
+    assert_eq!(&fb[44..48], &[0xFF; 4]); // target unknown = u32::MAX
+                                         // A 1.0 player's 44-byte Feedback still decodes, without the 1.1 field.
+    let with_target = Message::Feedback(Feedback {
+        target_ms: Some(90),
+        ..Feedback::default()
+    })
+    .to_bytes();
+    assert_eq!(
+        decode(with_target.slice(..44)),
+        Ok(Message::Feedback(Feedback::default()))
+    );
 }
 
 #[test]
@@ -207,8 +219,12 @@ fn every_prefix_decodes_or_errors() {
             let r = decode(b.slice(..n));
             if let Message::Media(_) = m {
                 assert_eq!(r.is_ok(), n >= MEDIA_HEADER_LEN);
+            } else if matches!(m, Message::Feedback(_)) && n >= b.len() - 4 {
+                // The optional trailing field of 1.1: a 1.0 Feedback is valid without it
+                // (and a partial field is ignored trailing bytes).
+                assert!(r.is_ok(), "{m:?} without its optional field: {r:?}");
             } else if !matches!(m, Message::Unknown { .. }) {
-                // Every control field is required: no strict prefix is a valid message.
+                // Every other control field is required: no strict prefix is valid.
                 assert!(r.is_err(), "{m:?} prefix {n} decoded: {r:?}");
             }
         }
@@ -377,6 +393,7 @@ fn message() -> impl Strategy<Value = Message> {
                 mode: i,
                 sync_error_ms: j,
                 rtt_us: k,
+                target_ms: k,
             })
         });
     prop_oneof![

@@ -256,6 +256,14 @@ impl LatencyController {
         }
     }
 
+    /// The lowest latency this viewer can hold without stalling, whatever target it was
+    /// given: the minimum target plus the jitter and stall allowances. Reported to the relay,
+    /// which chooses the channel's shared delay from its viewers' figures.
+    pub fn required_ms(&self) -> f64 {
+        self.adaptive_floor
+            .clamp(self.cfg.min_target_ms, self.cfg.max_target_ms)
+    }
+
     /// A new desired latency (e.g. the relay announced the channel's shared delay), clamped to
     /// `min_target_ms..=max_target_ms`. Non-finite values are ignored.
     pub fn set_target_ms(&mut self, ms: f64) {

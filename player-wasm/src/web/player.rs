@@ -540,6 +540,7 @@ impl Inner {
                 .clock
                 .rtt_us()
                 .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
+            target_ms: Some(self.controller.required_ms().round() as u32),
         };
         if let Some(s) = &self.socket {
             s.send(&Message::Feedback(fb).to_bytes());

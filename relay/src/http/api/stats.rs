@@ -335,6 +335,7 @@ mod tests {
             mode: 0,
             sync_error_ms: None,
             rtt_us: None,
+            target_ms: None,
         });
         let s = summarize(&[a, b]);
         assert_eq!(
