@@ -36,6 +36,10 @@ export interface PlayerStats {
   stalls: number;
   seeks: number;
   jitterMs: number;
+  /** 95th percentile of how late frames arrive (relay ingest to arrival), ms. */
+  arrivalP95Ms: number | null;
+  /** The lowest latency this viewer can hold without stalling, ms (reported to the relay). */
+  requiredLatencyMs: number;
   clockOffsetMs: number | null;
   rttMs: number | null;
   startupMs: number | null;

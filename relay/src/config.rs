@@ -48,7 +48,8 @@ pub struct Cli {
     /// Folder served at / (player page, dashboard).
     #[arg(long, value_name = "DIR")]
     pub www: Option<PathBuf>,
-    /// Shared playout delay D announced to players, ms (0: players choose).
+    /// Shared playout delay D, ms: every viewer shows the frame ingested at T at T + D.
+    /// 0 (default): chosen automatically from what the viewers report they can hold.
     #[arg(long, value_name = "MS")]
     pub delay_ms: Option<u32>,
     /// TOML config file with any of the options above.

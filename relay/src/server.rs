@@ -77,6 +77,9 @@ impl Server {
             }
             None => None,
         };
+        if config.delay_ms == 0 {
+            tasks.spawn(auto_delay(app.clone(), shutdown_rx.clone()));
+        }
         for (name, url) in config.pulls.clone() {
             tasks.spawn(crate::ingest::pull::run(
                 name,
@@ -117,6 +120,22 @@ impl Server {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Automatic shared delay: once a second, every channel re-chooses D from its viewers.
+async fn auto_delay(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let now = std::time::Instant::now();
+                for channel in app.registry.list() {
+                    channel.auto_delay(now);
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }

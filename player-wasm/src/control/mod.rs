@@ -1,11 +1,13 @@
 //! Playback control logic of the player: plain Rust, no `web-sys`, driven by explicit clocks
 //! so it can be unit-tested natively with simulated time.
 //!
+//! * [`arrival`]: [`arrival::ArrivalLatency`], how late frames arrive (level, not spread).
 //! * [`jitter`]: [`jitter::ArrivalJitter`], sliding-window arrival jitter of received frames.
 //! * [`latency`]: [`latency::LatencyController`], keeps the player's latency at the channel's
 //!   shared delay with small `playbackRate` changes and, for large gaps, seeks.
 //!
 //! See `docs/LATENCY.md` for the algorithm, its parameters and the simulation results.
 
+pub mod arrival;
 pub mod jitter;
 pub mod latency;

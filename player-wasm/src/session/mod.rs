@@ -321,6 +321,13 @@ impl Session {
         Some((now - ingest) / 1000.0)
     }
 
+    /// How late a frame with relay timestamp `ts_ms` (current epoch) arrived: relay now minus
+    /// its ingest time, ms.
+    pub fn arrival_latency_ms(&self, ts_ms: u32, local_us: u64) -> Option<f64> {
+        let media_ms = ts_ms as f64 + self.remuxer.timeline_shift_ms() as f64;
+        self.latency_ms(media_ms, local_us)
+    }
+
     /// The media time (ms) that should be on screen now to present every frame at its
     /// ingest time + `delay_ms` on the synced clock.
     pub fn target_media_ms(&self, delay_ms: f64, local_us: u64) -> Option<f64> {

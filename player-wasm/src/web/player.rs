@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 
 use web_sys::{HtmlVideoElement, VisibilityState};
 
+use crate::control::arrival::ArrivalLatency;
 use crate::control::jitter::ArrivalJitter;
 use crate::control::latency::{Decision, LatencyConfig, LatencyController, Observation};
 use crate::session::{Action, Session};
@@ -29,6 +30,9 @@ const PING_EVERY_MS: i32 = 2000;
 const FAST_PINGS: u32 = 5;
 const FEEDBACK_EVERY_MS: i32 = 1000;
 const MAX_BACKOFF_MS: f64 = 5000.0;
+/// What MSE presentation needs beyond a frame's arrival (append, decode, one frame of
+/// buffer), ms: added to the arrival p95 for the latency this viewer can hold.
+const MSE_PRESENT_MS: f64 = 67.0;
 
 /// Player states, as reported in `state` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +89,7 @@ pub struct Inner {
     sink: Option<MseSink>,
     controller: LatencyController,
     jitter: ArrivalJitter,
+    arrival: ArrivalLatency,
     pub state: State,
     error: Option<String>,
     reconnect_attempt: u32,
@@ -142,6 +147,7 @@ impl Inner {
                 sink: None,
                 controller,
                 jitter: ArrivalJitter::default(),
+                arrival: ArrivalLatency::default(),
                 state: State::Connecting,
                 error: None,
                 reconnect_attempt: 0,
@@ -274,8 +280,15 @@ impl Inner {
                 let media_ts = media_timestamp(&data);
                 match self.session.on_message(data, local_now_us()) {
                     Ok(()) => {
-                        if let Some(ts) = media_ts {
-                            self.jitter.on_arrival(now_ms(), ts as f64);
+                        if let Some((video, ts)) = media_ts {
+                            let now = now_ms();
+                            self.jitter.on_arrival(now, ts as f64);
+                            if video {
+                                if let Some(a) = self.session.arrival_latency_ms(ts, local_now_us())
+                                {
+                                    self.arrival.on_arrival(now, a);
+                                }
+                            }
                         }
                         self.drain_actions();
                     }
@@ -321,6 +334,7 @@ impl Inner {
                 }
                 Action::Discontinuity { .. } => {
                     self.jitter.reset();
+                    self.arrival.reset();
                     self.controller.reset();
                     self.events.push((
                         "discontinuity",
@@ -519,6 +533,13 @@ impl Inner {
             .map_or(0.0, |(_, e)| (e - ct) * 1000.0)
     }
 
+    /// The lowest latency this viewer can hold: its controller's jitter and stall allowance,
+    /// or how late frames arrive plus what MSE presentation needs, whichever is larger.
+    fn required_ms(&self) -> f64 {
+        let arrival = self.arrival.required_ms(MSE_PRESENT_MS).unwrap_or(0.0);
+        self.controller.required_ms().max(arrival)
+    }
+
     fn feedback(&mut self) {
         let q = self.video.get_video_playback_quality();
         let bw = self.bandwidth_kbps();
@@ -540,7 +561,7 @@ impl Inner {
                 .clock
                 .rtt_us()
                 .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
-            target_ms: Some(self.controller.required_ms().round() as u32),
+            target_ms: Some(self.required_ms().round() as u32),
         };
         if let Some(s) = &self.socket {
             s.send(&Message::Feedback(fb).to_bytes());
@@ -586,6 +607,8 @@ impl Inner {
         set("stalls", JsValue::from_f64(self.stalls as f64));
         set("seeks", JsValue::from_f64(self.seeks as f64));
         set("jitterMs", JsValue::from_f64(self.jitter.jitter_ms()));
+        set("arrivalP95Ms", num(self.arrival.quantile(0.95)));
+        set("requiredLatencyMs", JsValue::from_f64(self.required_ms()));
         set(
             "clockOffsetMs",
             num(self.session.clock.offset_us().map(|o| o as f64 / 1000.0)),
@@ -651,13 +674,17 @@ impl Inner {
     }
 }
 
-/// The media timestamp of a media message, without decoding it (for arrival jitter).
-fn media_timestamp(data: &Bytes) -> Option<u32> {
+/// (is video, media timestamp) of a media frame message, without decoding it (for arrival
+/// jitter and level).
+fn media_timestamp(data: &Bytes) -> Option<(bool, u32)> {
     let b0 = *data.first()?;
-    if !(0x10..0x40).contains(&b0) || b0 & 0x02 != 0 || data.len() < 5 {
-        return None; // not a frame (control, or a configuration)
+    if !(0x10..0x30).contains(&b0) || b0 & 0x02 != 0 || data.len() < 5 {
+        return None; // not an audio or video frame (control, script, or a configuration)
     }
-    Some(u32::from_be_bytes([data[1], data[2], data[3], data[4]]))
+    Some((
+        b0 >> 4 == 1,
+        u32::from_be_bytes([data[1], data[2], data[3], data[4]]),
+    ))
 }
 
 /// `with` for the exported API.

@@ -6,6 +6,7 @@
 //! joining viewer takes its snapshot and subscribes under the same lock — so a viewer
 //! sees every frame exactly once, in order, starting with what it needs to decode.
 
+pub mod delay;
 mod frame;
 mod state;
 mod viewers;
@@ -52,6 +53,7 @@ pub struct Channel {
     pub viewers: viewers::ViewerSet,
     pub created: Instant,
     stats: Mutex<SourceStats>,
+    auto_delay: Mutex<delay::AutoDelay>,
 }
 
 struct PublisherSlot {
@@ -94,6 +96,8 @@ pub struct ChannelInfo {
     pub gop_frames: usize,
     pub gop_bytes: usize,
     pub viewers: usize,
+    /// The shared playout delay D announced to viewers, ms (0 = unset).
+    pub delay_ms: u32,
 }
 
 impl Channel {
@@ -110,6 +114,7 @@ impl Channel {
             viewers: viewers::ViewerSet::default(),
             created: Instant::now(),
             stats: Mutex::new(SourceStats::default()),
+            auto_delay: Mutex::new(delay::AutoDelay::default()),
         }
     }
 
@@ -127,6 +132,26 @@ impl Channel {
     /// StreamInfo and configurations, for a viewer resuming at a keyframe after a skip.
     pub fn resync(&self) -> Vec<Frame> {
         self.state().resync()
+    }
+
+    /// Announces a new shared delay D (ms, 0 = unset) to every viewer.
+    pub fn set_delay(&self, delay_ms: u32) {
+        self.update(|state| state.set_delay(delay_ms, now_us()));
+    }
+
+    /// Re-chooses D from the viewers' fresh feedback (automatic mode).
+    pub fn auto_delay(&self, now: Instant) {
+        let requirements: Vec<u32> = self
+            .viewers
+            .fresh_targets(delay::FRESH)
+            .into_iter()
+            .collect();
+        let current = self.delay_ms();
+        let chosen = lock(&self.auto_delay).choose(current, &requirements, now);
+        if let Some(d) = chosen {
+            tracing::info!(channel = %self.name, from = current, to = d, viewers = requirements.len(), "shared delay");
+            self.set_delay(d);
+        }
     }
 
     /// Is a publisher live?
@@ -166,6 +191,7 @@ impl Channel {
             gop_frames: gop.0,
             gop_bytes: gop.1,
             viewers: self.viewers.len(),
+            delay_ms: self.delay_ms(),
         }
     }
 

@@ -71,6 +71,8 @@ pub struct MediaState {
 pub struct JoinSnapshot {
     pub frames: Vec<Frame>,
     pub live: bool,
+    /// The channel's current epoch (the last one when idle), for an idle StreamInfo.
+    pub epoch: u32,
 }
 
 impl MediaState {
@@ -115,6 +117,19 @@ impl MediaState {
         )
     }
 
+    /// A new shared delay D: joiners get it in StreamInfo, and connected viewers get a new
+    /// StreamInfo now if the stream is live.
+    pub fn set_delay(&mut self, delay_ms: u32, now_us: u64) -> Vec<Frame> {
+        let mut out = Vec::new();
+        if self.delay_ms != delay_ms {
+            self.delay_ms = delay_ms;
+            if self.stream_info.is_some() {
+                self.refresh_stream_info(now_us, &mut out);
+            }
+        }
+        out
+    }
+
     /// What a joining viewer gets before live frames: StreamInfo, metadata, configurations,
     /// the Timeline of the cached GOP and the GOP itself.
     pub fn snapshot(&self) -> JoinSnapshot {
@@ -122,6 +137,7 @@ impl MediaState {
             return JoinSnapshot {
                 frames: Vec::new(),
                 live: false,
+                epoch: self.epoch,
             };
         };
         let mut frames = vec![info.clone()];
@@ -132,7 +148,11 @@ impl MediaState {
             frames.push(t.clone());
             frames.extend(self.gop.iter().cloned());
         }
-        JoinSnapshot { frames, live: true }
+        JoinSnapshot {
+            frames,
+            live: true,
+            epoch: self.epoch,
+        }
     }
 
     /// The current configurations and StreamInfo, for a viewer resuming after a skip.

@@ -54,6 +54,8 @@ pub struct ViewerInfo {
     pub mode: Option<&'static str>,
     pub sync_error_ms: Option<i32>,
     pub rtt_ms: Option<f64>,
+    /// The lowest latency the viewer says it can hold (what the shared delay is chosen from).
+    pub target_ms: Option<u32>,
     pub feedback_age_s: Option<f64>,
 }
 
@@ -121,6 +123,7 @@ impl ViewerStats {
             }),
             sync_error_ms: f.and_then(|f| f.sync_error_ms),
             rtt_ms: f.and_then(|f| f.rtt_us).map(|us| us as f64 / 1000.0),
+            target_ms: f.and_then(|f| f.target_ms),
             feedback_age_s: fb.map(|(_, t)| t.elapsed().as_secs_f64()),
         }
     }
@@ -174,6 +177,17 @@ impl ViewerSet {
 
     pub fn remove(&self, id: u64) {
         self.lock().remove(&id);
+    }
+
+    /// The `target_ms` of every viewer whose feedback is younger than `fresh`.
+    pub fn fresh_targets(&self, fresh: std::time::Duration) -> Vec<u32> {
+        self.lock()
+            .values()
+            .filter_map(|v| {
+                let (f, at) = (*v.feedback.lock().unwrap_or_else(|e| e.into_inner()))?;
+                (at.elapsed() <= fresh).then_some(f.target_ms?)
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {

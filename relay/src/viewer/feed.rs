@@ -34,6 +34,8 @@ pub struct Feed {
     pending: VecDeque<Item>,
     rx: broadcast::Receiver<Frame>,
     skip: Option<Skip>,
+    /// The channel's epoch when this feed joined.
+    epoch: u32,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +51,7 @@ impl Feed {
     pub fn join(channel: Arc<Channel>) -> (Self, bool) {
         let (snapshot, rx) = channel.join();
         let live = snapshot.live;
+        let epoch = snapshot.epoch;
         let pending = snapshot.frames.into_iter().map(Item::Cached).collect();
         (
             Feed {
@@ -56,9 +59,15 @@ impl Feed {
                 pending,
                 rx,
                 skip: None,
+                epoch,
             },
             live,
         )
+    }
+
+    /// The channel's epoch when this feed joined (the last one if the channel was idle).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     /// The next item, waiting for one. `None` when the channel is gone.

@@ -186,7 +186,7 @@ async fn write_loop(
     if !live {
         // An idle channel: say so; the stream-info of the next publisher follows.
         let idle = Message::StreamInfo(wire::StreamInfo {
-            epoch: 0,
+            epoch: feed.epoch(),
             flags: 0,
             delay_ms: channel.delay_ms(),
             channel: channel.name.clone(),
