@@ -94,6 +94,8 @@ pub struct Inner {
     error: Option<String>,
     reconnect_attempt: u32,
     timers: Vec<Timer>,
+    /// The quick clock-sync pings after a connect; replaced at each connect.
+    burst_pings: Vec<Timer>,
     reconnect_timer: Option<Timer>,
     listeners: Vec<Listener>,
     pings_sent: u32,
@@ -152,6 +154,7 @@ impl Inner {
                 error: None,
                 reconnect_attempt: 0,
                 timers: Vec::new(),
+                burst_pings: Vec::new(),
                 reconnect_timer: None,
                 listeners: Vec::new(),
                 pings_sent: 0,
@@ -256,7 +259,9 @@ impl Inner {
     fn on_socket(&mut self, e: SocketEvent) {
         match e {
             SocketEvent::Open => {
-                self.reconnect_attempt = 0;
+                // The backoff resets only once the relay has said something sensible
+                // (below): a server that accepts and then sends garbage is retried ever
+                // more slowly, not four times a second.
                 self.pings_sent = 0;
                 if self.state == State::Reconnecting || self.state == State::Error {
                     self.session.on_reconnect();
@@ -267,12 +272,12 @@ impl Inner {
                 }
                 self.ping();
                 // A quick burst of pings so the clock is synced before the first frame shows.
-                for i in 1..FAST_PINGS {
-                    let w = self.me.clone();
-                    self.timers.extend(Timer::timeout(i as i32 * 60, move || {
-                        with(&w, |p| p.ping())
-                    }));
-                }
+                self.burst_pings = (1..FAST_PINGS)
+                    .filter_map(|i| {
+                        let w = self.me.clone();
+                        Timer::timeout(i as i32 * 60, move || with(&w, |p| p.ping()))
+                    })
+                    .collect();
             }
             SocketEvent::Message(data) => {
                 let len = data.len() as u64;
@@ -280,6 +285,7 @@ impl Inner {
                 let media_ts = media_timestamp(&data);
                 match self.session.on_message(data, local_now_us()) {
                     Ok(()) => {
+                        self.reconnect_attempt = 0;
                         if let Some((video, ts)) = media_ts {
                             let now = now_ms();
                             self.jitter.on_arrival(now, ts as f64);
@@ -333,6 +339,7 @@ impl Inner {
                     }
                 }
                 Action::Discontinuity { .. } => {
+                    self.resume_after_end();
                     self.jitter.reset();
                     self.arrival.reset();
                     self.controller.reset();
@@ -363,7 +370,20 @@ impl Inner {
         }
     }
 
+    /// A new publisher after `Ended`: the state follows the video again.
+    fn resume_after_end(&mut self) {
+        if self.state == State::Ended {
+            let playing = !self.video.paused() && self.video.ready_state() >= 3;
+            self.set_state(if playing {
+                State::Playing
+            } else {
+                State::Waiting
+            });
+        }
+    }
+
     fn setup_tracks(&mut self, tracks: Vec<crate::session::TrackSetup>) {
+        self.resume_after_end();
         if self
             .sink
             .as_ref()
@@ -662,6 +682,7 @@ impl Inner {
     /// Releases everything: socket, MediaSource and object URL, timers, listeners.
     pub fn destroy(&mut self) {
         self.timers.clear();
+        self.burst_pings.clear();
         self.reconnect_timer = None;
         self.listeners.clear();
         if let Some(s) = self.socket.take() {

@@ -82,9 +82,21 @@ impl Socket {
         self.ws.ready_state() == WebSocket::OPEN
     }
 
-    /// Closes with a code and reason (1000 normal, 1002 protocol error).
+    /// Closes with a code and reason. Browsers only let a page send 1000 or 3000–4999, so
+    /// the RFC 6455 codes 1002 (protocol error) and 1003 (unsupported data) go out as 4002
+    /// and 4003 (docs/PROTOCOL.md §1).
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.ws.close_with_code_and_reason(code, reason);
+        let code = match code {
+            1000 | 3000..=4999 => code,
+            1002 | 1003 => code + 3000,
+            _ => 1000,
+        };
+        // The reason may be at most 123 bytes of UTF-8.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = self.ws.close_with_code_and_reason(code, &reason[..end]);
     }
 }
 

@@ -4,8 +4,8 @@
 //! The broadcast ring is shared by all viewers of a channel, so a viewer that cannot keep up
 //! costs nothing but its position in the ring. When it falls too far behind (it lagged past
 //! the ring's end, or its backlog exceeds [`MAX_BACKLOG`]), it skips: media is dropped up to
-//! the next keyframe, where it resumes with the current stream-info and configurations and a
-//! `Skipped` notice. Control messages (epoch changes, end of stream) are never dropped.
+//! the next keyframe, where it resumes with the stream-info and configurations in force at that
+//! keyframe and a `Skipped` notice. Control messages (epoch changes, end of stream) are never dropped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +36,36 @@ pub struct Feed {
     skip: Option<Skip>,
     /// The channel's epoch when this feed joined.
     epoch: u32,
+    /// The latest StreamInfo and configurations at this viewer's position in the stream
+    /// (which may be behind the channel's): what it needs again when it resumes after a skip.
+    resync: Resync,
+}
+
+#[derive(Debug, Default)]
+struct Resync {
+    info: Option<Frame>,
+    video: Option<Frame>,
+    audio: Option<Frame>,
+}
+
+impl Resync {
+    fn see(&mut self, frame: &Frame) {
+        use lockstep_media::wire::types;
+        match (frame.kind, frame.msg.first().copied()) {
+            (FrameKind::Control, Some(types::STREAM_INFO)) => self.info = Some(frame.clone()),
+            (FrameKind::Control, Some(types::DISCONTINUITY)) => *self = Resync::default(),
+            (FrameKind::Config, Some(b)) if b >> 4 == 1 => self.video = Some(frame.clone()),
+            (FrameKind::Config, Some(b)) if b >> 4 == 2 => self.audio = Some(frame.clone()),
+            _ => {}
+        }
+    }
+
+    fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
+        [&self.info, &self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .cloned()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +74,9 @@ struct Skip {
     bytes: u64,
     /// The latest Timeline seen while skipping: it goes out right before the keyframe.
     timeline: Option<Frame>,
+    /// Frames were lost from the ring (lagged): the viewer's own StreamInfo and
+    /// configurations may be stale, use the channel's.
+    lagged: bool,
 }
 
 impl Feed {
@@ -52,6 +85,8 @@ impl Feed {
         let (snapshot, rx) = channel.join();
         let live = snapshot.live;
         let epoch = snapshot.epoch;
+        let mut resync = Resync::default();
+        snapshot.frames.iter().for_each(|f| resync.see(f));
         let pending = snapshot.frames.into_iter().map(Item::Cached).collect();
         (
             Feed {
@@ -60,6 +95,7 @@ impl Feed {
                 rx,
                 skip: None,
                 epoch,
+                resync,
             },
             live,
         )
@@ -101,9 +137,11 @@ impl Feed {
     fn start_skip(&mut self, lost: u64) {
         let skip = self.skip.get_or_insert_with(Skip::default);
         skip.frames += lost;
+        skip.lagged = true;
     }
 
     fn accept(&mut self, frame: Frame) {
+        self.resync.see(&frame);
         if self.skip.is_none() && self.rx.len() > MAX_BACKLOG {
             self.skip = Some(Skip::default());
         }
@@ -112,9 +150,25 @@ impl Feed {
             return;
         };
         match frame.kind {
+            // A keyframe still deep in the backlog is skipped too: resume at the newest one
+            // reachable, with one Skipped notice, not at every GOP on the way.
+            FrameKind::Keyframe if self.rx.len() > MAX_BACKLOG / 2 => {
+                skip.frames += 1;
+                skip.bytes += frame.msg.len() as u64;
+            }
             FrameKind::Keyframe => {
                 let skip = self.skip.take().unwrap_or_default();
-                for f in self.channel.resync() {
+                // StreamInfo and configurations as of this keyframe's place in the stream:
+                // the channel's current ones may belong to later frames (or a later epoch).
+                let resync: Vec<Frame> = if skip.lagged {
+                    let frames = self.channel.resync();
+                    self.resync = Resync::default();
+                    frames.iter().for_each(|f| self.resync.see(f));
+                    frames
+                } else {
+                    self.resync.frames().collect()
+                };
+                for f in resync {
                     self.pending.push_back(Item::Cached(f));
                 }
                 self.pending.push_back(Item::Skipped {
