@@ -527,6 +527,13 @@ async fn index_page_is_served() {
     assert!(html.contains("channels.js"), "{html}");
     let js = relay.get("/channels.js", None).await;
     assert_eq!(js.status(), 200);
+    // Public files may be loaded by pages on other origins (the player module above all).
+    assert_eq!(
+        js.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
     assert!(js.text().await.expect("body").contains("/api/channels"));
     let list = relay.json("/api/channels", None).await;
     assert_eq!(list["channels"], serde_json::json!([]));

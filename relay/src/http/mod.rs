@@ -3,16 +3,24 @@
 
 pub mod api;
 
+use axum::http::{header, HeaderValue};
 use axum::routing::{any, get};
 use axum::Router;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 use crate::ingest::http_push;
 use crate::viewer::{flv, ws};
 
 pub fn router(app: AppState) -> Router {
-    let www = ServeDir::new(&app.www).append_index_html_on_directories(true);
+    // The www folder is public: pages on other origins may load the player module from it.
+    let www = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+        .service(ServeDir::new(&app.www).append_index_html_on_directories(true));
     Router::new()
         .route("/ws/{channel}", get(ws::handler))
         .route("/live/{file}", get(flv::handler))
