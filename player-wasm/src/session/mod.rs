@@ -9,6 +9,7 @@
 //! - Clock sync uses `lockstep_media::wire::ClockSync` fed by Pong messages.
 
 pub mod anchors;
+pub mod chunks;
 
 use std::collections::VecDeque;
 
@@ -18,6 +19,8 @@ use lockstep_media::remux::{RemuxEvent, RemuxOptions, Remuxer, TrackType};
 use lockstep_media::wire::{self, ClockSample, ClockSync, MediaKind, Message, TrackParams};
 
 pub use anchors::Anchors;
+pub use chunks::{Chunk, DecoderSetup};
+use chunks::{ChunkMaker, Decodable};
 
 /// What the media sink must do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +42,20 @@ pub enum Action {
     Ended(String),
     /// The relay reported an error.
     RelayError { code: u16, message: String },
+    /// WebCodecs path: (re)configure a track's decoder.
+    Configure(DecoderSetup),
+    /// WebCodecs path: an encoded frame to decode.
+    Decode(Chunk),
+}
+
+/// Which presentation path the session feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    /// fMP4 fragments for Media Source Extensions ([`Action::Append`]).
+    Mse,
+    /// Decoder configurations and encoded chunks for WebCodecs ([`Action::Configure`],
+    /// [`Action::Decode`]).
+    WebCodecs,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +103,9 @@ pub struct SessionStats {
 /// The protocol session of one connection (and across reconnects: call
 /// [`Session::on_reconnect`]).
 pub struct Session {
+    sink: SinkKind,
     remuxer: Remuxer,
+    chunks: ChunkMaker,
     tracks: Vec<TrackSetup>,
     epoch: Option<u32>,
     delay_ms: u32,
@@ -108,8 +127,15 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
+        Self::with_sink(SinkKind::Mse)
+    }
+
+    /// A session feeding the given presentation path.
+    pub fn with_sink(sink: SinkKind) -> Self {
         Session {
+            sink,
             remuxer: Remuxer::new(RemuxOptions::live()),
+            chunks: ChunkMaker::default(),
             tracks: Vec::new(),
             epoch: None,
             delay_ms: 0,
@@ -174,6 +200,9 @@ impl Session {
                 self.actions.push_back(Action::Skipped { frames: s.frames });
             }
             Message::Discontinuity(d) => {
+                if self.sink == SinkKind::WebCodecs {
+                    self.anchors.clear();
+                }
                 self.remuxer.reset_timeline();
                 self.drain_remuxer();
                 self.pending_timeline = None;
@@ -261,6 +290,31 @@ impl Session {
             }
             _ => None,
         };
+        if self.sink == SinkKind::WebCodecs {
+            // Media time is the epoch's FLV time (a new epoch's anchors replace the old ones).
+            if let Some(ingest_us) = anchor_ts {
+                self.anchors.add(m.timestamp_ms as f64, ingest_us);
+            }
+            let mut out = Vec::new();
+            let result = match kind {
+                TagKind::Video => self.chunks.video(m.timestamp_ms, &m.body, &mut out),
+                TagKind::Audio => self.chunks.audio(m.timestamp_ms, &m.body, &mut out),
+                TagKind::Script => Ok(()),
+            };
+            if result.is_err() {
+                self.stats.remux_errors += 1;
+            }
+            for d in out {
+                self.actions.push_back(match d {
+                    Decodable::Configure(s) => Action::Configure(s),
+                    Decodable::Chunk(c) => {
+                        self.media_end_ms = self.media_end_ms.max(c.pts_ms);
+                        Action::Decode(c)
+                    }
+                });
+            }
+            return;
+        }
         if self.remuxer.push(kind, m.timestamp_ms, &m.body).is_err() {
             self.stats.remux_errors += 1;
         }
@@ -270,6 +324,25 @@ impl Session {
             self.anchors.add(media_ms, ingest_us);
         }
         self.drain_remuxer();
+    }
+
+    /// The presentation path this session feeds.
+    pub fn sink(&self) -> SinkKind {
+        self.sink
+    }
+
+    /// Switches the presentation path (e.g. WebCodecs failed: fall back to MSE). The next
+    /// configurations and keyframe set the new path up; the relay resends them on reconnect,
+    /// so the caller reconnects after switching.
+    pub fn switch_sink(&mut self, sink: SinkKind) {
+        self.sink = sink;
+        self.chunks.reset();
+        self.remuxer = Remuxer::new(RemuxOptions::live());
+        self.tracks.clear();
+        self.epoch = None;
+        self.anchors.clear();
+        self.pending_timeline = None;
+        self.actions.clear();
     }
 
     fn drain_remuxer(&mut self) {

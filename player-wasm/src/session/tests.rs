@@ -312,3 +312,102 @@ fn audio_only_and_mp3_streams_get_their_buffers() {
         .iter()
         .all(|a| a.data[0] == 0xff && a.data[1] & 0xe0 == 0xe0));
 }
+
+#[test]
+fn webcodecs_path_configures_then_decodes_keyframe_first() {
+    use super::{SinkKind, TrackSetup};
+    let tags = av_tags();
+    let mut msgs = vec![info(1, true)];
+    msgs.extend(relay_messages(&tags, 1, 1_000_000_000));
+    let mut s = Session::with_sink(SinkKind::WebCodecs);
+    let actions = run(&mut s, &msgs);
+    assert!(
+        matches!(&actions[0], Action::SetupTracks(t) if t.len() == 2 && t[0] == TrackSetup {
+            track: TrackType::Video,
+            mime: "video/mp4; codecs=\"avc1.64000d\"".into(),
+            codec: "avc1.64000d".into(),
+        })
+    );
+    // No fMP4 on this path.
+    assert!(!actions.iter().any(|a| matches!(a, Action::Append(_))));
+    let configs: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Configure(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(configs.len(), 2, "one configuration per track");
+    let video = configs
+        .iter()
+        .find(|c| c.track == TrackType::Video)
+        .unwrap();
+    assert!(video.codec.starts_with("avc1."), "{}", video.codec);
+    assert_eq!((video.width, video.height), (320, 240));
+    assert_eq!(video.description.as_ref().unwrap()[0], 1, "an avcC record");
+    let audio = configs
+        .iter()
+        .find(|c| c.track == TrackType::Audio)
+        .unwrap();
+    assert_eq!(
+        (audio.codec.as_str(), audio.sample_rate),
+        ("mp4a.40.2", 48000)
+    );
+    let chunks: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Decode(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let video_chunks: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.track == TrackType::Video)
+        .collect();
+    assert!(video_chunks[0].key, "the first video chunk is a keyframe");
+    let coded = tags
+        .iter()
+        .filter(|t| t.kind == TagKind::Video && t.body[1] == 1)
+        .count();
+    assert_eq!(video_chunks.len(), coded);
+    // Chunk data is the payload: the body minus the 5-byte AVC header.
+    let first = tags
+        .iter()
+        .find(|t| t.kind == TagKind::Video && t.body[1] == 1)
+        .unwrap();
+    assert_eq!(video_chunks[0].data, first.body.slice(5..));
+    // Presentation time maps to ingest time through the Timeline anchors.
+    let latency = {
+        let pong = Message::Pong(wire::Pong {
+            t0: 0,
+            t1: 0,
+            t2: 0,
+        })
+        .to_bytes();
+        s.on_message(pong, 0).unwrap();
+        s.latency_ms(video_chunks[0].pts_ms, 1_000_000_000 + 500_000)
+            .unwrap()
+    };
+    assert!(
+        (latency - (500.0 - video_chunks[0].pts_ms)).abs() < 0.5,
+        "{latency}"
+    );
+}
+
+#[test]
+fn switching_to_mse_starts_over() {
+    use super::SinkKind;
+    let tags = av_tags();
+    let mut msgs = vec![info(1, true)];
+    msgs.extend(relay_messages(&tags, 1, 0));
+    let mut s = Session::with_sink(SinkKind::WebCodecs);
+    run(&mut s, &msgs);
+    s.switch_sink(SinkKind::Mse);
+    assert_eq!(s.sink(), SinkKind::Mse);
+    // After a reconnect the relay sends StreamInfo and the snapshot again.
+    let actions = run(&mut s, &msgs);
+    assert!(matches!(actions[0], Action::SetupTracks(_)));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Append(a) if a.init)));
+}

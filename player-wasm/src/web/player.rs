@@ -366,6 +366,9 @@ impl Inner {
                 Action::RelayError { code, message } => {
                     self.fail(format!("relay error {code}: {message}"));
                 }
+                // The WebCodecs path is not wired into this player yet: the session only
+                // produces these when asked for SinkKind::WebCodecs.
+                Action::Configure(_) | Action::Decode(_) => {}
             }
         }
     }
