@@ -28,5 +28,5 @@ step "cargo test"
 cargo test --workspace
 
 step "browser tests (headless Chromium)"
-cargo build -q -p lockstep-relay
+cargo build -q -p lockstep-relay -p lockstep-demo
 node --test --test-concurrency=1 tests/browser/

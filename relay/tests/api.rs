@@ -538,3 +538,243 @@ async fn index_page_is_served() {
     let list = relay.json("/api/channels", None).await;
     assert_eq!(list["channels"], serde_json::json!([]));
 }
+
+/// A Server-Sent Events reader over a streamed response body.
+struct EventReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: Vec<u8>,
+}
+
+impl EventReader {
+    /// Opens `path` as an event stream (no overall timeout: each read is bounded instead).
+    async fn open(relay: &Relay, path: &str, token: Option<&str>) -> EventReader {
+        let resp = sse_get(relay, path, token).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(ct.starts_with("text/event-stream"), "{path}: {ct}");
+        EventReader {
+            body: Box::pin(resp.bytes_stream()),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The JSON of the next `data:` event (comments and keep-alives skipped).
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let text = String::from_utf8(block).expect("UTF-8 event");
+                let data: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                assert!(!text.contains("event:"), "unexpected named event: {text}");
+                let json = data.join("\n");
+                return serde_json::from_str(&json)
+                    .unwrap_or_else(|e| panic!("event is not JSON: {e}: {json}"));
+            }
+            let chunk = timeout(STEP, self.body.next())
+                .await
+                .expect("no event within 10 s")
+                .expect("the stream ended")
+                .expect("reading the stream");
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+}
+
+async fn sse_get(relay: &Relay, path: &str, token: Option<&str>) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let mut req = http
+        .get(relay.url(path))
+        .header("Accept", "text/event-stream");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    timeout(STEP, req.send())
+        .await
+        .unwrap_or_else(|_| panic!("GET {path} timed out"))
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// `/api/stats/stream` sends the `/api/stats` document once a second, with the chart
+/// history of each channel: all of it first, then only the new points.
+#[tokio::test]
+async fn stats_stream_sends_stats_and_history() {
+    let relay = start_with_file(&[]);
+    relay
+        .wait_json("/api/channels", None, "channel `live` to go live", is_live)
+        .await;
+    let mut events = EventReader::open(&relay, "/api/stats/stream", None).await;
+    let started = Instant::now();
+    let first = events.next().await;
+    let second = events.next().await;
+    let third = events.next().await;
+    // One a second, the first at once.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    for (i, ev) in [&first, &second, &third].into_iter().enumerate() {
+        assert!(ev["version"].is_string(), "{ev:#}");
+        assert!(ev["totals"]["channels"].as_u64() >= Some(1), "{ev:#}");
+        assert_eq!(ev["history_full"], i == 0, "event {i}");
+        assert!(ev["subscribers"].as_u64() >= Some(1), "{ev:#}");
+        let c = channel(ev, "live").expect("channel `live` in the event");
+        assert_eq!(c["live"], true);
+        assert!(c["summary"]["viewers"].is_u64(), "{c}");
+        assert!(c["summary"]["modes"]["mse"].is_u64(), "{c}");
+        assert!(c["summary"]["dropped_frames"].is_u64(), "{c}");
+        assert_eq!(
+            c["viewer_list"]["per_page"], 50,
+            "the stream's default page size"
+        );
+        assert!(c["delay_ms"].is_u64(), "{c}");
+        assert!(ev["history"]["live"].is_array(), "{ev:#}");
+    }
+    // The first subscriber starts the recorder, which samples at once: the first event
+    // carries a point, with the chart fields.
+    let p = &first["history"]["live"][0];
+    for key in [
+        "t",
+        "viewers",
+        "latency_p50",
+        "latency_p95",
+        "latency_max",
+        "bitrate_kbps",
+        "fps",
+        "delay_ms",
+        "stalls",
+    ] {
+        assert!(p.get(key).is_some(), "history point without {key}: {p}");
+    }
+    // Later events only carry new points (one every 2 s), never an old one again.
+    let mut last_t = first["history"]["live"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|p| p["t"].as_f64())
+        .expect("t");
+    let mut new_points = 0;
+    // Popped from the end: the second event first.
+    let mut later = vec![third, second];
+    while new_points < 2 {
+        let ev = match later.pop() {
+            Some(ev) => ev,
+            None if started.elapsed() < Duration::from_secs(10) => events.next().await,
+            None => panic!("only {new_points} new history points in 10 s"),
+        };
+        for p in ev["history"]["live"].as_array().expect("points") {
+            let t = p["t"].as_f64().expect("t");
+            assert!(t > last_t, "point {t} not after {last_t}");
+            last_t = t;
+            new_points += 1;
+        }
+    }
+    // The query works as for /api/stats.
+    let mut one = EventReader::open(
+        &relay,
+        "/api/stats/stream?channel=live&page=2&per_page=1",
+        None,
+    )
+    .await;
+    let ev = one.next().await;
+    assert_eq!(ev["channels"].as_array().map(Vec::len), Some(1), "{ev:#}");
+    assert_eq!(ev["channels"][0]["viewer_list"]["page"], 2);
+    assert_eq!(ev["channels"][0]["viewer_list"]["per_page"], 1);
+    assert_eq!(
+        sse_get(&relay, "/api/stats/stream?channel=nope", None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        sse_get(&relay, "/api/stats/stream?page=0", None)
+            .await
+            .status(),
+        400
+    );
+    // The dashboard page is served at /stats.
+    let page = relay.get("/stats", None).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("body");
+    assert!(html.contains("stats.js"), "{html}");
+}
+
+/// With `--admin-token`, the stream needs the token (header or query).
+#[tokio::test]
+async fn stats_stream_requires_the_admin_token() {
+    let relay = Relay::start(&["--admin-token", "s3cret"]);
+    for (path, token) in [
+        ("/api/stats/stream", None),
+        ("/api/stats/stream?token=wrong", None),
+        ("/api/stats/stream", Some("nope")),
+    ] {
+        let resp = sse_get(&relay, path, token).await;
+        assert_eq!(resp.status(), 401, "{path} {token:?}");
+        let body: Value = serde_json::from_str(&resp.text().await.expect("body")).expect("JSON");
+        assert_eq!(body["error"], "unauthorized");
+    }
+    let ev = EventReader::open(&relay, "/api/stats/stream?token=s3cret", None)
+        .await
+        .next()
+        .await;
+    assert!(ev["totals"].is_object(), "{ev:#}");
+    let ev = EventReader::open(&relay, "/api/stats/stream", Some("s3cret"))
+        .await
+        .next()
+        .await;
+    assert!(ev["totals"].is_object(), "{ev:#}");
+    // The page itself is public: it asks for the token.
+    assert_eq!(relay.get("/stats", None).await.status(), 200);
+}
+
+/// A client that goes away ends its stream on the server: a new one then is the only
+/// subscriber, and works.
+#[tokio::test]
+async fn stats_stream_ends_when_the_client_leaves() {
+    let relay = Relay::start(&[]);
+    let mut a = EventReader::open(&relay, "/api/stats/stream", None).await;
+    assert_eq!(a.next().await["subscribers"], 1);
+    let mut b = EventReader::open(&relay, "/api/stats/stream", None).await;
+    assert_eq!(b.next().await["subscribers"], 2);
+    drop(a);
+    // The server notices at its next write (within a second or two).
+    let deadline = Instant::now() + STEP;
+    loop {
+        let ev = b.next().await;
+        if ev["subscribers"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped stream lives on: {ev:#}"
+        );
+    }
+    drop(b);
+    // Reconnecting after everyone left starts over cleanly.
+    let mut c = EventReader::open(&relay, "/api/stats/stream", None).await;
+    let first = c.next().await;
+    assert_eq!(first["history_full"], true);
+    let deadline = Instant::now() + STEP;
+    loop {
+        let ev = c.next().await;
+        assert_eq!(ev["history_full"], false);
+        if ev["subscribers"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "old streams live on: {ev:#}");
+    }
+}

@@ -4,9 +4,8 @@
 // (bench/latency/run.mjs); here latency only has to be plausible.
 //
 // Needs target/debug/lockstep-relay, www/player/ (bash player-wasm/build.sh), ffmpeg,
-// /usr/bin/chromium, and the test source: target/release/lockstep-test-source or
-// target/debug/lockstep-test-source (`cargo build --release -p lockstep-demo`). Without it the
-// stand-in bench/latency/barcode-source.mjs (node + ffmpeg, same barcode) is used, with a note.
+// /usr/bin/chromium, and the test source: target/debug/lockstep-test-source or
+// target/release/lockstep-test-source (`cargo build -p lockstep-demo`; tests/run.sh builds it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -17,18 +16,16 @@ import {
 } from './harness.js';
 
 const KEY = 'e2e-key';
-const SOURCE_BINS = ['release', 'debug'].map((p) => path.join(ROOT, 'target', p, 'lockstep-test-source'));
+const SOURCE_BINS = ['debug', 'release'].map((p) => path.join(ROOT, 'target', p, 'lockstep-test-source'));
 const sources = new Set();
 
 /** Starts a barcode source publishing to `url`; returns { stop, log }. */
 function startSource(url, { size = '640x360', fps = 30, seconds = 120 } = {}) {
   const bin = SOURCE_BINS.find((p) => existsSync(p));
+  if (!bin) throw new Error('lockstep-test-source is not built: cargo build -p lockstep-demo');
   const args = ['--url', url, '--size', size, '--fps', String(fps), '--bitrate', '1M', '--gop-seconds', '1',
     '--bframes', '0', '--duration', String(seconds)];
-  const cmd = bin ?? process.execPath;
-  const argv = bin ? args : [path.join(ROOT, 'bench', 'latency', 'barcode-source.mjs'), ...args];
-  if (!bin) console.log('# lockstep-test-source not built: using the stand-in bench/latency/barcode-source.mjs');
-  const proc = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(bin, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
   proc.on('error', (e) => { log += `\nspawn: ${e.message}`; });
@@ -94,7 +91,7 @@ describe('end to end: test source → relay → player, glass-to-glass', { timeo
       const t1 = await page.evaluate(() => document.querySelector('lockstep-player').video.currentTime);
       const shown = await page.evaluate(() => document.getElementById('f-g2g').textContent);
       const detail = JSON.stringify(s);
-      console.log(`# glass-to-glass over 5 s: p50 ${Math.round(s.p50)} ms, p95 ${Math.round(s.p95)} ms, ${s.count}/${s.presentedFrames} frames decoded`);
+      console.log(`glass-to-glass over 5 s: p50 ${Math.round(s.p50)} ms, p95 ${Math.round(s.p95)} ms, ${s.count}/${s.presentedFrames} frames decoded`);
 
       assert.ok(t1 - t0 > 3.5, `currentTime advanced ${(t1 - t0).toFixed(2)} s in 5 s`);
       assert.ok(s.presentedFrames >= 100, `${s.presentedFrames} frames presented in 5 s (30 fps source): ${detail}`);
@@ -181,7 +178,7 @@ describe('end to end: test source → relay → player, glass-to-glass', { timeo
       }, null, 10000, 'a first presented frame');
       const startupMs = first.firstFrameMs - first.start;
       const firstSample = await page.evaluate(() => window.lockstepProbe.samples()[0] || null);
-      console.log(`# mid-GOP join ~${since} frames after a keyframe: first frame ${startupMs.toFixed(0)} ms after player start`);
+      console.log(`mid-GOP join ~${since} frames after a keyframe: first frame ${startupMs.toFixed(0)} ms after player start`);
       assert.ok(startupMs <= 1500,
         `first frame ${startupMs.toFixed(0)} ms after player start (joined ${since} frames after a keyframe); ${JSON.stringify(firstSample)}`);
       // It keeps playing.

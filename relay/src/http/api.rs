@@ -1,15 +1,22 @@
-//! JSON API and metrics: `GET /api/channels` (public), `GET /api/stats` and `GET /metrics`
-//! (behind the admin token when one is set).
+//! JSON API and metrics: `GET /api/channels` (public), `GET /api/stats`,
+//! `GET /api/stats/stream` and `GET /metrics` (behind the admin token when one is set), and
+//! the dashboard page `GET /stats` (public; its data comes from the stream).
 //!
 //! - [`auth`]: the admin token check (`Authorization: Bearer TOKEN` or `?token=TOKEN`).
 //! - [`stats`]: `/api/stats`, aggregated per channel in one pass over its viewers.
+//! - [`stream`]: `/api/stats/stream`, the same as Server-Sent Events once a second, with
+//!   the chart history recorded by [`history`] while a stream is open.
+//! - [`page`]: `/stats`, serving `www/stats.html`.
 //! - [`prom`]: `/metrics`, the Prometheus registry plus per-channel gauges.
 //!
 //! Every error is an [`ApiError`], answered as JSON `{"error": KIND, "message": TEXT}`.
 
 mod auth;
+mod history;
+mod page;
 mod prom;
 mod stats;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -36,6 +43,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/channels", get(channels))
         .route("/api/stats", get(stats::handler))
+        .route("/api/stats/stream", get(stream::handler))
+        .route("/stats", get(page::handler))
         .route("/metrics", get(prom::handler))
 }
 
@@ -53,6 +62,8 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no channel named {0:?}")]
     NoSuchChannel(String),
+    #[error("page not available: {0}")]
+    NoPage(String),
 }
 
 impl ApiError {
@@ -61,6 +72,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadQuery(_) => "bad_query",
             ApiError::NoSuchChannel(_) => "no_such_channel",
+            ApiError::NoPage(_) => "not_found",
         }
     }
 
@@ -68,7 +80,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoSuchChannel(_) => StatusCode::NOT_FOUND,
+            ApiError::NoSuchChannel(_) | ApiError::NoPage(_) => StatusCode::NOT_FOUND,
         }
     }
 }

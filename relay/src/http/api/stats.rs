@@ -4,6 +4,9 @@
 //! The summary is computed in one pass over the viewers' live counters (no per-viewer
 //! allocation); only the viewers of the requested page are turned into [`ViewerInfo`]s, so
 //! the answer stays small and quick with thousands of viewers. Pages start at 1.
+//!
+//! [`collect`] is shared with the live stream (`stream.rs`), and [`summarize`] with the
+//! history recorder (`history.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ pub const DEFAULT_PER_PAGE: usize = 100;
 pub const MAX_PER_PAGE: usize = 1000;
 
 #[derive(Debug, serde::Serialize)]
-struct Stats {
+pub struct Stats {
     version: &'static str,
     uptime_s: f64,
     totals: Totals,
@@ -70,14 +73,28 @@ pub struct Summary {
     pub frames_skipped: u64,
     pub skips: u64,
     pub stalls: u64,
+    /// Frames the viewers' players dropped, summed.
+    pub dropped_frames: u64,
+    /// The largest distance from the shared schedule, either way, over viewers reporting one.
+    pub sync_error_ms_max_abs: Option<u32>,
+    /// Reporting viewers per playback path.
+    pub modes: Modes,
 }
 
-/// Min / max / mean / 95th percentile (nearest rank) of a set of values.
+/// How many reporting viewers play through each path.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Modes {
+    pub mse: usize,
+    pub webcodecs: usize,
+}
+
+/// Min / max / mean / median / 95th percentile (nearest rank) of a set of values.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Spread {
     pub min: i32,
     pub max: i32,
     pub avg: f64,
+    pub p50: i32,
     pub p95: i32,
 }
 
@@ -98,8 +115,12 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// From `page` and `per_page`: numbers, page ≥ 1; `per_page` is clamped to 1..=1000.
-    pub fn from_params(p: &HashMap<String, String>) -> Result<Self, ApiError> {
+    /// From `page` and `per_page` (`default_per_page` when absent): numbers, page ≥ 1;
+    /// `per_page` is clamped to 1..=1000.
+    pub fn with_default(
+        p: &HashMap<String, String>,
+        default_per_page: usize,
+    ) -> Result<Self, ApiError> {
         let num = |key: &str, default: usize| -> Result<usize, ApiError> {
             match p.get(key) {
                 None => Ok(default),
@@ -112,7 +133,7 @@ impl Paging {
         if page == 0 {
             return Err(ApiError::BadQuery("page starts at 1".into()));
         }
-        let per_page = num("per_page", DEFAULT_PER_PAGE)?.clamp(1, MAX_PER_PAGE);
+        let per_page = num("per_page", default_per_page)?.clamp(1, MAX_PER_PAGE);
         Ok(Paging { page, per_page })
     }
 
@@ -121,6 +142,26 @@ impl Paging {
         let start = (self.page - 1).saturating_mul(self.per_page).min(total);
         let end = start.saturating_add(self.per_page).min(total);
         start..end
+    }
+}
+
+/// What to report: one channel or all of them, and which page of their viewer lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub channel: Option<String>,
+    pub paging: Paging,
+}
+
+impl Selection {
+    /// From `channel`, `page` and `per_page` (`default_per_page` when absent).
+    pub fn from_params(
+        p: &HashMap<String, String>,
+        default_per_page: usize,
+    ) -> Result<Self, ApiError> {
+        Ok(Selection {
+            channel: p.get("channel").cloned(),
+            paging: Paging::with_default(p, default_per_page)?,
+        })
     }
 }
 
@@ -134,8 +175,13 @@ pub async fn handler(State(app): State<AppState>, headers: HeaderMap, q: Params)
 fn stats(app: &AppState, headers: &HeaderMap, q: Params) -> Result<Stats, ApiError> {
     let p = params(q)?;
     auth::check(app, headers, &p)?;
-    let paging = Paging::from_params(&p)?;
-    let channels: Vec<Arc<Channel>> = match p.get("channel") {
+    collect(app, &Selection::from_params(&p, DEFAULT_PER_PAGE)?)
+}
+
+/// The statistics of the selected channels (an unknown `channel` is an error).
+pub fn collect(app: &AppState, sel: &Selection) -> Result<Stats, ApiError> {
+    let paging = sel.paging;
+    let channels: Vec<Arc<Channel>> = match &sel.channel {
         Some(name) => vec![app
             .registry
             .get(name)
@@ -200,6 +246,7 @@ pub fn summarize(viewers: &[Arc<ViewerStats>]) -> Summary {
     };
     let mut latencies = Vec::new();
     let (mut buffer_sum, mut bandwidth_sum) = (0u64, 0u64);
+    let mut sync_max: Option<u32> = None;
     for v in viewers {
         match v.kind {
             ViewerKind::WebSocket => s.websocket += 1,
@@ -215,6 +262,15 @@ pub fn summarize(viewers: &[Arc<ViewerStats>]) -> Summary {
             buffer_sum = buffer_sum.saturating_add(u64::from(f.buffer_ms));
             bandwidth_sum = bandwidth_sum.saturating_add(u64::from(f.bandwidth_kbps));
             s.stalls = s.stalls.saturating_add(u64::from(f.stalls));
+            s.dropped_frames = s.dropped_frames.saturating_add(u64::from(f.dropped_frames));
+            if let Some(e) = f.sync_error_ms {
+                sync_max = Some(sync_max.unwrap_or(0).max(e.unsigned_abs()));
+            }
+            if f.mode == lockstep_media::wire::MODE_WEBCODECS {
+                s.modes.webcodecs += 1;
+            } else {
+                s.modes.mse += 1;
+            }
             latencies.extend(f.latency_ms);
         }
     }
@@ -222,6 +278,7 @@ pub fn summarize(viewers: &[Arc<ViewerStats>]) -> Summary {
         s.buffer_ms_avg = Some(buffer_sum as f64 / s.reporting as f64);
         s.bandwidth_kbps_avg = Some(bandwidth_sum as f64 / s.reporting as f64);
     }
+    s.sync_error_ms_max_abs = sync_max;
     s.latency_ms = spread(&mut latencies);
     s
 }
@@ -232,14 +289,24 @@ pub fn spread(values: &mut [i32]) -> Option<Spread> {
     let min = *values.iter().min()?;
     let max = *values.iter().max()?;
     let sum: i64 = values.iter().map(|&v| i64::from(v)).sum();
-    // Nearest rank: the smallest value with at least 95 % of the values at or below it.
-    let rank = (n * 95).div_ceil(100).clamp(1, n);
-    let (_, p95, _) = values.select_nth_unstable(rank - 1);
+    // Nearest rank: the smallest value with at least P % of the values at or below it.
+    let rank = |pct: usize| (n * pct).div_ceil(100).clamp(1, n);
+    let (r50, r95) = (rank(50), rank(95));
+    let (_, p95, _) = values.select_nth_unstable(r95 - 1);
+    let p95 = *p95;
+    // Everything before the 95th percentile's slot is at or below it: the median is there.
+    let below = values.get_mut(..r95).unwrap_or_default();
+    let p50 = if r50 <= below.len() {
+        *below.select_nth_unstable(r50 - 1).1
+    } else {
+        p95
+    };
     Some(Spread {
         min,
         max,
         avg: sum as f64 / n as f64,
-        p95: *p95,
+        p50,
+        p95,
     })
 }
 
@@ -251,11 +318,13 @@ mod tests {
     fn spread_of_values() {
         assert_eq!(spread(&mut []), None);
         let s = spread(&mut [42]).unwrap();
-        assert_eq!((s.min, s.max, s.p95, s.avg), (42, 42, 42, 42.0));
+        assert_eq!((s.min, s.max, s.p50, s.p95, s.avg), (42, 42, 42, 42, 42.0));
         let mut v: Vec<i32> = (1..=100).rev().collect();
         let s = spread(&mut v).unwrap();
-        assert_eq!((s.min, s.max, s.p95), (1, 100, 95));
+        assert_eq!((s.min, s.max, s.p50, s.p95), (1, 100, 50, 95));
         assert!((s.avg - 50.5).abs() < 1e-9);
+        let s = spread(&mut [3, 1, 2]).unwrap();
+        assert_eq!((s.p50, s.p95), (2, 3));
         let mut v = [i32::MAX, i32::MIN, -5];
         let s = spread(&mut v).unwrap();
         assert_eq!((s.min, s.max, s.p95), (i32::MIN, i32::MAX, i32::MAX));
@@ -264,11 +333,12 @@ mod tests {
     #[test]
     fn paging() {
         let p = |pairs: &[(&str, &str)]| {
-            Paging::from_params(
+            Paging::with_default(
                 &pairs
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                DEFAULT_PER_PAGE,
             )
         };
         assert_eq!(
@@ -333,11 +403,19 @@ mod tests {
             bandwidth_kbps: 2000,
             stalls: 1,
             mode: 0,
-            sync_error_ms: None,
+            sync_error_ms: Some(-12),
             rtt_us: None,
             target_ms: None,
         });
         let s = summarize(&[a, b]);
+        assert_eq!(s.sync_error_ms_max_abs, Some(12));
+        assert_eq!(
+            s.modes,
+            Modes {
+                mse: 1,
+                webcodecs: 0
+            }
+        );
         assert_eq!(
             (s.viewers, s.websocket, s.http_flv, s.reporting),
             (2, 1, 1, 1)
