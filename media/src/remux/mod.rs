@@ -170,7 +170,6 @@ pub struct Remuxer {
     events: VecDeque<RemuxEvent>,
     /// Combined layout: the one init segment is out.
     combined_init_sent: bool,
-    buf: Vec<u8>,
 }
 
 impl Remuxer {
@@ -183,7 +182,6 @@ impl Remuxer {
             sequence: 0,
             events: VecDeque::new(),
             combined_init_sent: false,
-            buf: Vec::new(),
         }
     }
 
@@ -622,9 +620,12 @@ impl Remuxer {
                     data: &r.data,
                 })
                 .collect();
-            self.buf.clear();
-            fmp4::write_fragment(self.sequence, &track_runs, &mut self.buf);
-            Bytes::copy_from_slice(&self.buf)
+            // Sized up front (payload, plus moof: ~100 bytes per run and 16 per sample) so
+            // it does not reallocate; the vector becomes the segment's Bytes without a copy.
+            let payload: usize = runs.iter().flat_map(|r| &r.data).map(|d| d.len()).sum();
+            let mut out = Vec::with_capacity(payload + 64 + 112 * runs.len() + 16 * count as usize);
+            fmp4::write_fragment(self.sequence, &track_runs, &mut out);
+            Bytes::from(out)
         };
         self.events.push_back(RemuxEvent::Media(MediaSegment {
             track,

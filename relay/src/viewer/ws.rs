@@ -196,6 +196,8 @@ async fn write_loop(
             return "closed".into();
         }
     }
+    // Reused for every wake-up: no allocation per frame per viewer.
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         tokio::select! {
             biased;
@@ -217,7 +219,7 @@ async fn write_loop(
             }
             item = feed.next() => {
                 let Some(item) = item else { return "channel closed".into() };
-                let mut batch = vec![item];
+                batch.push(item);
                 while batch.len() < MAX_BATCH {
                     match feed.try_next() {
                         Some(i) => batch.push(i),
@@ -225,7 +227,7 @@ async fn write_loop(
                     }
                 }
                 let mut oldest_ingest = u64::MAX;
-                for item in batch {
+                for item in batch.drain(..) {
                     let msg = match item {
                         Item::Cached(f) => {
                             stats.sent(f.msg.len());
