@@ -11,7 +11,8 @@
 //!
 //! Layout: [`channel`] (state, GOP cache, broadcast group, publisher slot), [`ingest`]
 //! (sources), [`viewer`] (WebSocket and HTTP-FLV egress), [`http`] (router, API),
-//! [`server`] (start/stop), [`config`] (CLI and TOML).
+//! [`server`] (start/stop), [`config`] (CLI and TOML), [`websocket`] (RFC 6455 framing
+//! for the fan-out: each frame framed once, written to every viewer as the same bytes).
 
 pub mod app;
 pub mod channel;
@@ -22,3 +23,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod server;
 pub mod viewer;
+pub mod websocket;

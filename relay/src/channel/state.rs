@@ -286,7 +286,7 @@ impl MediaState {
                 let same = self
                     .video_config
                     .as_ref()
-                    .is_some_and(|f| f.msg[5..] == body[..]);
+                    .is_some_and(|f| f.msg()[wire::MEDIA_HEADER_LEN..] == body[..]);
                 self.video_config = Some(frame.clone());
                 let changed_track = self.video_track.as_ref() != Some(&track);
                 self.video_track = Some(track);
@@ -377,7 +377,7 @@ impl MediaState {
                 let same = self
                     .audio_config
                     .as_ref()
-                    .is_some_and(|f| f.msg[5..] == body[..]);
+                    .is_some_and(|f| f.msg()[wire::MEDIA_HEADER_LEN..] == body[..]);
                 self.audio_config = Some(frame.clone());
                 self.set_audio_track(track, now_us, out);
                 if !same && self.stream_info.is_some() {
@@ -465,7 +465,7 @@ impl MediaState {
         if self.gop_timeline.is_none() {
             return;
         }
-        self.gop_bytes += frame.msg.len();
+        self.gop_bytes += frame.len();
         self.gop.push(frame.clone());
         if self.gop_bytes > MAX_GOP_BYTES {
             // Too long a GOP to cache: joiners wait for the next keyframe.
@@ -531,17 +531,9 @@ fn media(
     now_us: u64,
     fk: FrameKind,
 ) -> Frame {
-    Frame {
-        msg: wire::encode_media(kind, flags, ts, body),
-        kind: fk,
-        ingest_us: now_us,
-    }
+    Frame::media(kind, flags, ts, body, fk, now_us)
 }
 
 fn control(msg: Message, now_us: u64) -> Frame {
-    Frame {
-        msg: msg.to_bytes(),
-        kind: FrameKind::Control,
-        ingest_us: now_us,
-    }
+    Frame::control(&msg, now_us)
 }

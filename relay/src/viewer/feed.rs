@@ -51,7 +51,7 @@ struct Resync {
 impl Resync {
     fn see(&mut self, frame: &Frame) {
         use lockstep_media::wire::types;
-        match (frame.kind, frame.msg.first().copied()) {
+        match (frame.kind, frame.msg().first().copied()) {
             (FrameKind::Control, Some(types::STREAM_INFO)) => self.info = Some(frame.clone()),
             (FrameKind::Control, Some(types::DISCONTINUITY)) => *self = Resync::default(),
             (FrameKind::Config, Some(b)) if b >> 4 == 1 => self.video = Some(frame.clone()),
@@ -154,7 +154,7 @@ impl Feed {
             // reachable, with one Skipped notice, not at every GOP on the way.
             FrameKind::Keyframe if self.rx.len() > MAX_BACKLOG / 2 => {
                 skip.frames += 1;
-                skip.bytes += frame.msg.len() as u64;
+                skip.bytes += frame.len() as u64;
             }
             FrameKind::Keyframe => {
                 let skip = self.skip.take().unwrap_or_default();
@@ -184,7 +184,7 @@ impl Feed {
             FrameKind::Control => self.pending.push_back(Item::Frame(frame)),
             FrameKind::Media | FrameKind::Config => {
                 skip.frames += 1;
-                skip.bytes += frame.msg.len() as u64;
+                skip.bytes += frame.len() as u64;
             }
         }
     }
@@ -196,5 +196,5 @@ impl Feed {
 }
 
 fn is_timeline(frame: &Frame) -> bool {
-    frame.msg.first() == Some(&lockstep_media::wire::types::TIMELINE)
+    frame.msg().first() == Some(&lockstep_media::wire::types::TIMELINE)
 }
