@@ -359,6 +359,38 @@ async fn second_publisher_is_refused_while_first_is_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_takeover_a_second_publisher_replaces_the_first() {
+    let relay = Relay::start(&["--takeover"]).await;
+    let viewer = open_viewer(relay.http, "cam").await;
+    let first = tokio::spawn(ffmpeg(
+        publish_args(true, &[&relay.rtmp_url("cam", None)]),
+        Duration::from_secs(20),
+    ));
+    let early = read_viewer(viewer, Duration::from_secs(5), |t| t.len() >= 10).await;
+    assert!(early.len() >= 10, "first publisher did not go live");
+    // The second publisher (HTTP push, paced) is accepted and the first one is cut off.
+    let second = tokio::spawn(ffmpeg(
+        publish_args(true, &["-method", "PUT", &relay.ingest_url("cam", None)]),
+        Duration::from_secs(20),
+    ));
+    let first_done = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the first publisher was not cut off within 10 s");
+    assert!(
+        !first_done.expect("ffmpeg task"),
+        "the first publisher ran to its end despite the takeover"
+    );
+    assert!(
+        second.await.expect("ffmpeg task"),
+        "the second publisher was refused or cut off"
+    );
+    assert!(
+        relay.log_text().contains("taken over"),
+        "no log line for the takeover"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_source_plays_in_real_time() {
     let arg = format!("demo={}", src_path());
     let relay = Relay::start(&["--file", &arg]).await;
