@@ -11,8 +11,8 @@
 //!
 //! The offset of one sample is wrong by half the difference between the two one-way delays,
 //! so at most `rtt / 2`. Queueing only adds delay, so the samples with the lowest RTT are the
-//! best: [`ClockSync`] keeps a window of recent samples and averages the offsets of the
-//! lowest-RTT quarter. Pure arithmetic; the caller reads its own clock.
+//! best: [`ClockSync`] keeps a window of recent samples and uses the one with the lowest RTT
+//! (NTP's clock filter). Pure arithmetic; the caller reads its own clock.
 
 /// One ping/pong exchange, reduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,8 @@ impl ClockSample {
     }
 }
 
-/// A windowed clock-offset estimator: the mean offset of the lowest-RTT quarter of the last
-/// `window` samples (at least one sample).
+/// A windowed clock-offset estimator: the offset of the lowest-RTT sample among the last
+/// `window` samples.
 #[derive(Debug, Clone)]
 pub struct ClockSync {
     window: usize,
@@ -73,12 +73,18 @@ impl ClockSync {
             self.samples.remove(0);
         }
         self.samples.push(sample);
-        let mut best = self.samples.clone();
-        best.sort_unstable_by_key(|s| s.rtt_us);
-        best.truncate(best.len().div_ceil(4));
-        let sum: i128 = best.iter().map(|s| s.offset_us as i128).sum();
-        let offset = (sum / best.len() as i128) as i64; // a mean of i64s fits in i64
-        self.estimate = Some((offset, best[0].rtt_us));
+        // NTP's clock filter: the exchange with the least round-trip time had the least
+        // queueing, and so the least of the path asymmetry that two-way sync cannot see
+        // (the offset error is at most half the difference between the two directions).
+        // Averaging it with slower exchanges only adds their queueing. Ties: the newest.
+        let best = self
+            .samples
+            .iter()
+            .rev()
+            .min_by_key(|s| s.rtt_us)
+            .copied()
+            .unwrap_or(sample);
+        self.estimate = Some((best.offset_us, best.rtt_us));
     }
 
     /// Number of samples in the window.

@@ -9,8 +9,9 @@
 //!   [`MAX_AUTO_MS`]; a viewer needing more plays as close as it can and reports its sync
 //!   error (one bad path must not drag everyone seconds behind);
 //! - D = the largest healthy requirement, rounded up to [`STEP_MS`], at least [`MIN_MS`];
-//! - D rises at once; it falls only after the lower value has held for [`LOWER_AFTER`]
-//!   (a viewer that briefly recovered does not cause a seesaw).
+//! - D rises once a higher requirement has held for [`RAISE_AFTER`] (one bad second of a
+//!   busy viewer does not move everyone); it falls only after the lower value has held for
+//!   [`LOWER_AFTER`] (a viewer that briefly recovered does not cause a seesaw).
 
 use std::time::{Duration, Instant};
 
@@ -24,12 +25,16 @@ pub const MIN_MS: u32 = 50;
 pub const STEP_MS: u32 = 10;
 /// How long a lower requirement must hold before D falls.
 pub const LOWER_AFTER: Duration = Duration::from_secs(10);
+/// How long a higher requirement must hold before D rises (except from unset).
+pub const RAISE_AFTER: Duration = Duration::from_secs(2);
 
 /// The automatic delay chooser of one channel.
 #[derive(Debug, Default)]
 pub struct AutoDelay {
     /// Since when the requirement has been below the current D.
     lower_since: Option<Instant>,
+    /// Since when the requirement has been above the current D.
+    higher_since: Option<Instant>,
 }
 
 impl AutoDelay {
@@ -42,10 +47,19 @@ impl AutoDelay {
             .filter(|&r| r > 0 && r <= MAX_AUTO_MS)
             .max()?;
         let wanted = need.max(MIN_MS).div_ceil(STEP_MS) * STEP_MS;
-        if current == 0 || wanted > current {
-            self.lower_since = None;
-            return (wanted != current).then_some(wanted);
+        if current == 0 {
+            return Some(wanted);
         }
+        if wanted > current {
+            self.lower_since = None;
+            let since = *self.higher_since.get_or_insert(now);
+            if now.duration_since(since) >= RAISE_AFTER {
+                self.higher_since = None;
+                return Some(wanted);
+            }
+            return None;
+        }
+        self.higher_since = None;
         if wanted == current {
             self.lower_since = None;
             return None;
@@ -64,11 +78,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rises_at_once_and_falls_after_holding() {
+    fn rises_after_holding_and_falls_after_holding_longer() {
         let t0 = Instant::now();
         let mut a = AutoDelay::default();
         assert_eq!(a.choose(0, &[87, 120, 101], t0), Some(120));
-        assert_eq!(a.choose(120, &[87, 131], t0), Some(140));
+        assert_eq!(a.choose(120, &[87, 131], t0), None);
+        assert_eq!(a.choose(120, &[87, 131], t0 + Duration::from_secs(1)), None);
+        // A one-second spike is forgotten...
+        assert_eq!(a.choose(120, &[90], t0 + Duration::from_millis(1500)), None);
+        assert_eq!(a.choose(120, &[131], t0 + Duration::from_secs(2)), None);
+        // ...a requirement that holds is not.
+        assert_eq!(
+            a.choose(120, &[131], t0 + Duration::from_secs(4)),
+            Some(140)
+        );
         assert_eq!(a.choose(140, &[90, 95], t0), None);
         assert_eq!(a.choose(140, &[90, 95], t0 + Duration::from_secs(5)), None);
         assert_eq!(
