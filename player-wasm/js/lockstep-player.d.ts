@@ -16,8 +16,18 @@ export interface PlayerOptions {
   muted?: boolean;
   /** Reconnect with backoff when the connection drops. Default true. */
   reconnect?: boolean;
-  /** Presentation path. Default 'auto'. */
+  /**
+   * Presentation path. Default 'auto': WebCodecs (VideoDecoder + MediaStreamTrackGenerator,
+   * each frame presented at ingest + D) where the browser has it and accepts the codec, else
+   * MSE. A WebCodecs failure falls back to MSE without a reload ('fallback' event).
+   */
   mode?: 'auto' | 'mse' | 'webcodecs';
+  /** For tests only. */
+  debug?: {
+    /** WebCodecs: after N decoded video frames every output counts as a decoder error, which
+     * ends in the fallback to MSE. */
+    failDecoderAfterFrames?: number;
+  };
 }
 
 export interface PlayerStats {
@@ -52,6 +62,29 @@ export interface PlayerStats {
   managedMediaSource?: boolean;
   quotaErrors?: number;
   appendQueue?: number;
+  /** Times the player fell back from WebCodecs to MSE, and why (the last time). */
+  fallbacks: number;
+  fallbackReason?: string;
+  // WebCodecs mode only:
+  /** Frames written to the generator at their due time. */
+  framesPresented?: number;
+  /** Decoded frames dropped (closed) because they were more than half a frame late. */
+  framesDroppedLate?: number;
+  /** Encoded frames skipped before decoding (waiting for a keyframe, back-pressure). */
+  chunksSkipped?: number;
+  decodeQueueSize?: number;
+  /** VideoFrames decoded and not yet presented or closed. */
+  openFrames?: number;
+  /** 95th percentile of decode time (chunk submitted to frame out), ms. */
+  decodeP95Ms?: number | null;
+  /** Smoothed write time minus due time of presented frames, ms. */
+  presentErrorMs?: number | null;
+  /** Audio start error minus video presentation error, ms (> 0: audio later). */
+  avOffsetMs?: number | null;
+  audioContext?: 'running' | 'suspended' | 'closed';
+  audioScheduled?: number;
+  audioDropped?: number;
+  decoderFailures?: number;
 }
 
 export interface PlayerEventMap {
@@ -61,6 +94,8 @@ export interface PlayerEventMap {
   ended: CustomEvent<string>;
   skipped: CustomEvent<number>;
   discontinuity: CustomEvent<number>;
+  /** WebCodecs gave up (the reason); the player continues through MSE. */
+  fallback: CustomEvent<string>;
 }
 
 /** Loads the WebAssembly module (optional: players load it themselves). */

@@ -1,5 +1,6 @@
-// lockstep-player: the Lockstep live video player. The work (remuxing FLV to fMP4, Media
-// Source Extensions, latency control, clock sync) happens in WebAssembly (Rust); this file
+// lockstep-player: the Lockstep live video player. The work (WebCodecs decode and frame
+// scheduling, or FLV to fMP4 for Media Source Extensions, latency control, clock sync) happens
+// in WebAssembly (Rust); this file
 // gives it a JavaScript face: the LockstepPlayer class (an EventTarget) and the
 // <lockstep-player> custom element.
 import init, { PlayerCore } from './wasm/lockstep_player.js';
@@ -21,7 +22,7 @@ export function load(wasmUrl) {
  *   player.destroy();
  *
  * Events: state (connecting, waiting, playing, stalled, reconnecting, ended, error),
- * stats (once a second), error, ended, skipped, discontinuity.
+ * stats (once a second), error, ended, skipped, discontinuity, fallback (WebCodecs to MSE).
  */
 export class LockstepPlayer extends EventTarget {
   #core = null;
@@ -150,7 +151,7 @@ export class LockstepPlayerElement extends HTMLElement {
     const mode = this.getAttribute('mode');
     if (mode) options.mode = mode;
     const player = new LockstepPlayer(this.video, options);
-    for (const type of ['state', 'stats', 'error', 'ended', 'skipped', 'discontinuity']) {
+    for (const type of ['state', 'stats', 'error', 'ended', 'skipped', 'discontinuity', 'fallback']) {
       player.addEventListener(type, (e) => this.dispatchEvent(new CustomEvent(type, { detail: e.detail })));
     }
     this.#player = player;

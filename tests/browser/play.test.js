@@ -26,7 +26,7 @@ describe('playback', { timeout: 120000 }, () => {
   });
 
   test('audio+video stream plays: time, frames, pixels, audio, stats', async () => {
-    const page = await openPlayer(browser, relay.base, { channel: 'live', targetLatencyMs: 150 });
+    const page = await openPlayer(browser, relay.base, { channel: 'live', targetLatencyMs: 150, mode: 'mse' });
     try {
       await waitPlaying(page, 10000);
 
@@ -90,7 +90,7 @@ describe('playback', { timeout: 120000 }, () => {
 
   for (const [channel, kind] of [['vonly', 'video'], ['aonly', 'audio']]) {
     test(`${kind}-only stream starts and plays`, async () => {
-      const page = await openPlayer(browser, relay.base, { channel });
+      const page = await openPlayer(browser, relay.base, { channel, mode: 'mse' });
       try {
         await waitPlaying(page, 10000);
         const { t0, t1, advanced } = await currentTimeAdvance(page, 2000);

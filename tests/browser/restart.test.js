@@ -27,7 +27,7 @@ describe('restarts', { timeout: 150000 }, () => {
     const args = ['--file', `live=${flv.av}`, '--loop'];
     let relay = await startRelay({ args });
     await waitLive(relay, 'live');
-    const page = await openPlayer(browser, relay.base, { channel: 'live' }, { instrument: true });
+    const page = await openPlayer(browser, relay.base, { channel: 'live', mode: 'mse' }, { instrument: true });
     try {
       await waitPlaying(page, 10000);
       await page.evaluate(() => { window.marker = 'same page'; });
@@ -66,7 +66,7 @@ describe('restarts', { timeout: 150000 }, () => {
     let pub = startPublisher(flv.av, relay.rtmp('src'));
     try {
       await waitLive(relay, 'src');
-      const page = await openPlayer(browser, relay.base, { channel: 'src' }, { instrument: true });
+      const page = await openPlayer(browser, relay.base, { channel: 'src', mode: 'mse' }, { instrument: true });
       try {
         await waitPlaying(page, 10000);
         await page.evaluate(() => { window.marker = 'same page'; });

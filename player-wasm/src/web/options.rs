@@ -16,6 +16,11 @@ pub struct Options {
     pub reconnect: bool,
     /// `auto`, `mse` or `webcodecs`.
     pub mode: String,
+    /// Whether `targetLatencyMs` was given (else each mode has its own default).
+    pub target_set: bool,
+    /// For tests only (`debug: { failDecoderAfterFrames: N }`): after N decoded video frames,
+    /// every WebCodecs video output counts as a decoder error, which ends in the MSE fallback.
+    pub fail_decoder_after: Option<u64>,
 }
 
 fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
@@ -72,9 +77,8 @@ impl Options {
         } else {
             channel
         };
-        let target = get(obj, "targetLatencyMs")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(150.0);
+        let target_given = get(obj, "targetLatencyMs").and_then(|v| v.as_f64());
+        let target = target_given.unwrap_or(150.0);
         if !(target.is_finite() && target > 0.0) {
             return Err("options.targetLatencyMs must be a positive number".into());
         }
@@ -96,6 +100,11 @@ impl Options {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(true),
             mode,
+            target_set: target_given.is_some(),
+            fail_decoder_after: get(obj, "debug")
+                .and_then(|d| get(&d, "failDecoderAfterFrames"))
+                .and_then(|v| v.as_f64())
+                .map(|n| n.max(0.0) as u64),
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The player: wires the WebSocket transport, the protocol session, the MSE sink and the
-//! latency controller together, runs the timers (control tick, clock-sync pings, feedback),
-//! reconnects with backoff, and reports state and statistics as events.
+//! The player: wires the WebSocket transport, the protocol session, the media sink (MSE with
+//! the latency controller, or WebCodecs with frame-scheduled presentation) together, runs the
+//! timers (control tick, clock-sync pings, feedback), reconnects with backoff, falls back from
+//! WebCodecs to MSE without a reload, and reports state and statistics as events.
 //!
 //! Every callback borrows the player's state for its own duration only; events for the page
 //! are queued and dispatched after the borrow ends, so a listener may call `destroy()`.
@@ -19,11 +20,12 @@ use web_sys::{HtmlVideoElement, VisibilityState};
 use crate::control::arrival::ArrivalLatency;
 use crate::control::jitter::ArrivalJitter;
 use crate::control::latency::{Decision, LatencyConfig, LatencyController, Observation};
-use crate::session::{Action, Session};
+use crate::session::{Action, Session, SinkKind};
 use crate::web::listener::{Listener, Timer};
 use crate::web::mse::{self, MseSink};
 use crate::web::options::Options;
 use crate::web::socket::{Socket, SocketEvent};
+use crate::web::webcodecs::{self, owned, Event as WcEvent, Fallback, WcSink};
 
 const TICK_MS: i32 = 50;
 const PING_EVERY_MS: i32 = 2000;
@@ -33,6 +35,14 @@ const MAX_BACKOFF_MS: f64 = 5000.0;
 /// What MSE presentation needs beyond a frame's arrival (append, decode, one frame of
 /// buffer), ms: added to the arrival p95 for the latency this viewer can hold.
 const MSE_PRESENT_MS: f64 = 67.0;
+/// The WebCodecs path's own target latency (ms) when the relay announces no shared delay and
+/// the page sets none: arrival (a few ms on a LAN) + decode (2–5 ms at 360p–720p in software)
+/// + a margin for jitter; measured in docs/WEBCODECS.md.
+pub const WC_TARGET_MS: f64 = 50.0;
+/// One display refresh (60 Hz), ms: a written frame reaches the screen at the next one.
+const REFRESH_MS: f64 = 16.7;
+/// Slack between a frame's decode and its due time, ms (timer wake-up precision).
+const WC_SLACK_MS: f64 = 4.0;
 
 /// Player states, as reported in `state` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +119,30 @@ pub struct Inner {
     bw_window: std::collections::VecDeque<(f64, u64)>,
     last_latency: Option<f64>,
     streaming_allowed: bool,
+    /// The WebCodecs sink (when the session feeds WebCodecs).
+    wc: Option<WcSink>,
+    time_origin: f64,
+    /// The lowest delay this viewer can present on time (WebCodecs), ms; 0 before playback.
+    wc_floor_ms: f64,
+    wc_last_present: f64,
+    fallbacks: u32,
+    fallback_reason: Option<String>,
 }
 
 pub type Shared = Rc<RefCell<Inner>>;
 
 /// Runs `f` on the player if it still exists, then dispatches the events it queued.
 fn with(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(&mut Inner)) {
+    let mut f = Some(f);
+    with_dyn(weak, &mut |p| {
+        if let Some(f) = f.take() {
+            f(p)
+        }
+    })
+}
+
+/// `with`'s body, once (not once per closure type).
+fn with_dyn(weak: &Weak<RefCell<Inner>>, f: &mut dyn FnMut(&mut Inner)) {
     let Some(rc) = weak.upgrade() else { return };
     let (emit, events) = {
         let Ok(mut inner) = rc.try_borrow_mut() else {
@@ -137,6 +165,11 @@ impl Inner {
             target_ms: opts.target_latency_ms,
             ..LatencyConfig::default()
         });
+        let sink = if opts.mode != "mse" && webcodecs::available() {
+            SinkKind::WebCodecs
+        } else {
+            SinkKind::Mse
+        };
         let rc = Rc::new_cyclic(|me| {
             RefCell::new(Inner {
                 me: me.clone(),
@@ -144,7 +177,7 @@ impl Inner {
                 opts,
                 emit,
                 events: Vec::new(),
-                session: Session::new(),
+                session: Session::with_sink(sink),
                 socket: None,
                 sink: None,
                 controller,
@@ -168,6 +201,14 @@ impl Inner {
                 bw_window: Default::default(),
                 last_latency: None,
                 streaming_allowed: true,
+                wc: None,
+                time_origin: web_sys::window()
+                    .and_then(|w| w.performance())
+                    .map_or(0.0, |p| p.time_origin()),
+                wc_floor_ms: 0.0,
+                wc_last_present: 0.0,
+                fallbacks: 0,
+                fallback_reason: None,
             })
         });
         let weak = Rc::downgrade(&rc);
@@ -179,7 +220,12 @@ impl Inner {
         self.video.set_muted(self.opts.muted);
         let _ = Reflect::set(&self.video, &"preservesPitch".into(), &JsValue::TRUE);
         let _ = Reflect::set(&self.video, &"playsInline".into(), &JsValue::TRUE);
-        if !mse::available() {
+        if self.opts.mode == "webcodecs" && !webcodecs::available() {
+            web_sys::console::warn_1(
+                &"lockstep-player: no WebCodecs (VideoDecoder, AudioDecoder, MediaStreamTrackGenerator) here; playing through MSE".into(),
+            );
+        }
+        if self.session.sink() == SinkKind::Mse && !mse::available() {
             self.fail("this browser has no Media Source Extensions (MediaSource or ManagedMediaSource); it cannot play this stream".into());
             return;
         }
@@ -332,7 +378,14 @@ impl Inner {
     fn drain_actions(&mut self) {
         while let Some(action) = self.session.poll() {
             match action {
-                Action::SetupTracks(tracks) => self.setup_tracks(tracks),
+                Action::SetupTracks(tracks) => {
+                    if self.session.sink() == SinkKind::WebCodecs {
+                        self.resume_after_end();
+                        self.ensure_wc();
+                    } else {
+                        self.setup_tracks(tracks)
+                    }
+                }
                 Action::Append(a) => {
                     if let Some(sink) = &mut self.sink {
                         sink.push(a);
@@ -340,6 +393,9 @@ impl Inner {
                 }
                 Action::Discontinuity { .. } => {
                     self.resume_after_end();
+                    if let Some(wc) = &mut self.wc {
+                        wc.discontinuity();
+                    }
                     self.jitter.reset();
                     self.arrival.reset();
                     self.controller.reset();
@@ -349,6 +405,9 @@ impl Inner {
                     ));
                 }
                 Action::Skipped { frames } => {
+                    if let Some(wc) = &mut self.wc {
+                        wc.need_key();
+                    }
                     self.events
                         .push(("skipped", JsValue::from_f64(frames as f64)));
                 }
@@ -366,9 +425,7 @@ impl Inner {
                 Action::RelayError { code, message } => {
                     self.fail(format!("relay error {code}: {message}"));
                 }
-                // The WebCodecs path is not wired into this player yet: the session only
-                // produces these when asked for SinkKind::WebCodecs.
-                Action::Configure(_) | Action::Decode(_) => {}
+                Action::Configure(_) | Action::Decode(_) => self.wc_action(action),
             }
         }
     }
@@ -462,6 +519,10 @@ impl Inner {
 
     /// The control loop: start playback at the right position, then keep latency on target.
     fn tick(&mut self) {
+        if self.session.sink() == SinkKind::WebCodecs {
+            self.wc_tick();
+            return;
+        }
         let Some(sink) = &mut self.sink else { return };
         sink.pump();
         let ranges = match self.video.buffered().length() {
@@ -559,11 +620,18 @@ impl Inner {
     /// The lowest latency this viewer can hold: its controller's jitter and stall allowance,
     /// or how late frames arrive plus what MSE presentation needs, whichever is larger.
     fn required_ms(&self) -> f64 {
+        if self.session.sink() == SinkKind::WebCodecs {
+            return self.wc_required_ms();
+        }
         let arrival = self.arrival.required_ms(MSE_PRESENT_MS).unwrap_or(0.0);
         self.controller.required_ms().max(arrival)
     }
 
     fn feedback(&mut self) {
+        if self.session.sink() == SinkKind::WebCodecs {
+            self.wc_feedback();
+            return;
+        }
         let q = self.video.get_video_playback_quality();
         let bw = self.bandwidth_kbps();
         let fb = wire::Feedback {
@@ -601,13 +669,21 @@ impl Inner {
         };
         let num = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
         let q = self.video.get_video_playback_quality();
+        let wc = self.session.sink() == SinkKind::WebCodecs;
         set("state", JsValue::from_str(self.state.name()));
-        set("mode", JsValue::from_str("mse"));
+        set(
+            "mode",
+            JsValue::from_str(if wc { "webcodecs" } else { "mse" }),
+        );
         set("channel", JsValue::from_str(&self.opts.channel));
         set("latencyMs", num(self.last_latency));
         set(
             "targetLatencyMs",
-            JsValue::from_f64(self.controller.effective_target_ms()),
+            JsValue::from_f64(if wc {
+                self.wc_delay_ms()
+            } else {
+                self.controller.effective_target_ms()
+            }),
         );
         set("syncErrorMs", num(self.controller.sync_error_ms()));
         set("bufferMs", JsValue::from_f64(self.buffer_ms()));
@@ -667,6 +743,13 @@ impl Inner {
         if let Some(e) = &self.error {
             set("error", JsValue::from_str(e));
         }
+        set("fallbacks", JsValue::from_f64(self.fallbacks as f64));
+        if let Some(r) = &self.fallback_reason {
+            set("fallbackReason", JsValue::from_str(r));
+        }
+        if wc {
+            self.wc_stats(&set);
+        }
         if let Some(sink) = &self.sink {
             set("managedMediaSource", JsValue::from_bool(sink.managed));
             set("quotaErrors", JsValue::from_f64(sink.quota_errors as f64));
@@ -694,7 +777,342 @@ impl Inner {
         if let Some(sink) = self.sink.take() {
             sink.close();
         }
+        if let Some(wc) = self.wc.take() {
+            wc.close();
+        }
         self.state = State::Destroyed;
+    }
+}
+
+/// The WebCodecs path (docs/WEBCODECS.md).
+impl Inner {
+    fn ensure_wc(&mut self) {
+        if self.wc.is_some() {
+            return;
+        }
+        let w = self.me.clone();
+        let emit: webcodecs::Emit = Rc::new(move |e| with(&w, move |p| p.on_wc_event(e)));
+        let w = self.me.clone();
+        let wake: Rc<dyn Fn()> = Rc::new(move || with(&w, |p| p.wc_present()));
+        self.wc = Some(WcSink::new(
+            emit,
+            wake,
+            self.video.clone(),
+            self.opts.fail_decoder_after,
+        ));
+    }
+
+    /// The delay D at which frames are presented: the relay's shared delay (with `sync`),
+    /// else the page's target, else [`WC_TARGET_MS`]; never under what this viewer can make
+    /// (frames would arrive or decode too late and be dropped).
+    fn wc_delay_ms(&self) -> f64 {
+        let announced = self.session.announced_delay_ms() as f64;
+        let base = if self.opts.sync && announced > 0.0 {
+            announced
+        } else if self.opts.target_set {
+            self.opts.target_latency_ms
+        } else {
+            WC_TARGET_MS
+        };
+        base.max(self.wc_floor_ms)
+    }
+
+    /// performance.now() time (ms) at which the frame at media time `pts_ms` is due:
+    /// its relay ingest time + D, converted from the relay clock to the local one.
+    fn due_ms(&self, pts_ms: f64) -> Option<f64> {
+        let ingest_us = self.session.anchors.ingest_us(pts_ms)?;
+        let offset_us = self.session.clock.offset_us()? as f64;
+        let local_us = ingest_us + self.wc_delay_ms() * 1000.0 - offset_us;
+        Some(local_us / 1000.0 - self.time_origin)
+    }
+
+    fn wc_action(&mut self, a: Action) {
+        self.ensure_wc();
+        let Some(wc) = &mut self.wc else { return };
+        match wc.admit(a) {
+            Err(f) => self.fallback(f),
+            Ok(None) => {}
+            Ok(Some(a)) => self.wc_apply(a),
+        }
+    }
+
+    fn wc_apply(&mut self, a: Action) {
+        let now = now_ms();
+        let late = match &a {
+            Action::Decode(c) => self.due_ms(c.pts_ms).map(|d| now - d),
+            _ => None,
+        };
+        let Some(wc) = &mut self.wc else { return };
+        let r = match a {
+            Action::Configure(s) => wc.configure(s),
+            Action::Decode(c) => wc.decode(&c, late, now),
+            _ => Ok(()),
+        };
+        if let Err(f) = r {
+            self.fallback(f);
+        }
+    }
+
+    fn on_wc_event(&mut self, e: WcEvent) {
+        let now = now_ms();
+        let Some(wc) = &mut self.wc else { return };
+        let r = match e {
+            WcEvent::Frame(f) => {
+                if wc.simulated_failure() {
+                    drop(f);
+                    wc.failed(Some(TrackType::Video))
+                } else {
+                    wc.failures[0] = 0;
+                    let due = self.due_ms(f.pts_ms()).unwrap_or(now);
+                    if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
+                        v.on_output(f, due, now);
+                    }
+                    Ok(())
+                }
+            }
+            WcEvent::Audio(a) => {
+                wc.failures[1] = 0;
+                let due = self.due_ms(a.0.timestamp() / 1000.0);
+                match (due, self.wc.as_mut().and_then(|wc| wc.audio.as_mut())) {
+                    (Some(due), Some(pipe)) => pipe.schedule(a, due, now),
+                    (None, Some(pipe)) => pipe.dropped += 1,
+                    _ => {}
+                }
+                Ok(())
+            }
+            WcEvent::Error(track, msg) => {
+                web_sys::console::warn_1(
+                    &format!(
+                        "lockstep-player: {} decoder error: {msg}",
+                        if track == TrackType::Video {
+                            "video"
+                        } else {
+                            "audio"
+                        }
+                    )
+                    .into(),
+                );
+                wc.failed(Some(track))
+            }
+            WcEvent::Supported { ok, codec } => match wc.on_supported(ok, &codec) {
+                Ok(actions) => {
+                    for a in actions {
+                        self.wc_apply(a);
+                    }
+                    Ok(())
+                }
+                Err(f) => Err(f),
+            },
+        };
+        if let Err(f) = r {
+            self.fallback(f);
+        }
+    }
+
+    /// The presentation timer fired: write the frames now due.
+    fn wc_present(&mut self) {
+        let now = now_ms();
+        let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) else {
+            return;
+        };
+        if v.present(now) == 0 {
+            return;
+        }
+        self.wc_last_present = now;
+        if self.startup_ms.is_none() {
+            self.startup_ms = Some(now - self.created_ms);
+            // Frames of the join backlog arrived late, and queued in the decoder, by design:
+            // measure from here on.
+            self.arrival.reset();
+            if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
+                v.reset_decode_times();
+            }
+        }
+        self.started = true;
+        if self.stalled || self.state != State::Playing && self.state != State::Ended {
+            self.stalled = false;
+            self.set_state(State::Playing);
+        }
+    }
+
+    fn wc_tick(&mut self) {
+        let now = now_ms();
+        let Some(wc) = &self.wc else { return };
+        let (on_screen, has_video) = match &wc.video {
+            // The playhead: the frame on screen, advanced by the time since it was written.
+            Some(v) => (v.on_screen.map(|(pts, at)| pts + (now - at)), true),
+            None => (None, false),
+        };
+        let decode_p95 = wc.video.as_ref().and_then(|v| v.decode_p95());
+        let audio_playing = wc.audio.as_ref().is_some_and(|a| a.scheduled > 0);
+        // Audio-only: playing once audio is scheduled.
+        if !has_video && self.state != State::Playing && self.state != State::Ended && audio_playing
+        {
+            if self.startup_ms.is_none() {
+                self.startup_ms = Some(now - self.created_ms);
+                self.arrival.reset();
+            }
+            self.set_state(State::Playing);
+        }
+        if self.startup_ms.is_some() {
+            // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
+            let need = self.arrival.quantile(0.95).unwrap_or(0.0).max(0.0)
+                + decode_p95.unwrap_or(0.0)
+                + WC_SLACK_MS;
+            self.wc_floor_ms = if need > self.wc_floor_ms {
+                need
+            } else {
+                self.wc_floor_ms + (need - self.wc_floor_ms) * 0.01
+            };
+        }
+        let now_us = local_now_us();
+        self.last_latency = match (on_screen, has_video) {
+            (Some(pts), true) => self.session.latency_ms(pts, now_us),
+            // Audio only: the audio now heard was due D ago.
+            (_, false) if self.startup_ms.is_some() => Some(self.wc_delay_ms()),
+            _ => None,
+        };
+        if has_video {
+            if self.video.paused() && self.state != State::Ended {
+                let _ = self.video.play().map(|p| p.catch(webcodecs::ignore()));
+            }
+            if self.state == State::Playing && now - self.wc_last_present > 1000.0 {
+                self.stalled = true;
+                self.stalls += 1;
+                self.set_state(State::Stalled);
+            }
+        }
+    }
+
+    /// What this viewer needs to present on time: arrival p95 + decode p95 + one refresh.
+    fn wc_required_ms(&self) -> f64 {
+        let decode = self
+            .wc
+            .as_ref()
+            .and_then(|wc| wc.video.as_ref())
+            .and_then(|v| v.decode_p95())
+            .unwrap_or(0.0);
+        self.arrival
+            .required_ms(decode + REFRESH_MS)
+            .unwrap_or(WC_TARGET_MS)
+    }
+
+    fn wc_feedback(&mut self) {
+        let bw = self.bandwidth_kbps();
+        let (decoded, dropped, buffer) =
+            self.wc
+                .as_ref()
+                .and_then(|wc| wc.video.as_ref())
+                .map_or((0, 0, 0.0), |v| {
+                    (
+                        v.decoded as u32,
+                        (v.dropped_late + v.dropped_chunks) as u32,
+                        v.queued() as f64 * v.frame_ms,
+                    )
+                });
+        let fb = wire::Feedback {
+            buffer_ms: buffer as u32,
+            latency_ms: self.last_latency.map(|l| l.round() as i32),
+            playback_rate_milli: 1000,
+            decoded_frames: decoded,
+            dropped_frames: dropped,
+            bytes_received: self.session.stats.bytes_received,
+            bandwidth_kbps: bw as u32,
+            stalls: self.stalls,
+            mode: wire::MODE_WEBCODECS,
+            sync_error_ms: self
+                .last_latency
+                .map(|l| (l - self.wc_delay_ms()).round() as i32),
+            rtt_us: self
+                .session
+                .clock
+                .rtt_us()
+                .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
+            // Not before the first frame is shown: the join backlog arrives late by design.
+            target_ms: self
+                .startup_ms
+                .map(|_| self.wc_required_ms().round() as u32),
+        };
+        if let Some(s) = &self.socket {
+            s.send(&Message::Feedback(fb).to_bytes());
+        }
+        let stats = self.stats_object();
+        self.events.push(("stats", stats));
+    }
+
+    fn wc_stats(&self, set: &dyn Fn(&str, JsValue)) {
+        let num = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
+        let Some(wc) = &self.wc else { return };
+        set("openFrames", JsValue::from_f64(owned::open_frames() as f64));
+        set("playbackRate", JsValue::from_f64(1.0));
+        set(
+            "syncErrorMs",
+            num(self.last_latency.map(|l| l - self.wc_delay_ms())),
+        );
+        set("decoderFailures", JsValue::from_f64(wc.failures[0] as f64));
+        if let Some(v) = &wc.video {
+            set("framesPresented", JsValue::from_f64(v.presented as f64));
+            set(
+                "framesDroppedLate",
+                JsValue::from_f64(v.dropped_late as f64),
+            );
+            set("chunksSkipped", JsValue::from_f64(v.dropped_chunks as f64));
+            set("decodedFrames", JsValue::from_f64(v.decoded as f64));
+            set(
+                "droppedFrames",
+                JsValue::from_f64((v.dropped_late + v.dropped_chunks) as f64),
+            );
+            set(
+                "decodeQueueSize",
+                JsValue::from_f64(v.decode_queue_size() as f64),
+            );
+            set("decodeP95Ms", num(v.decode_p95()));
+            set("presentErrorMs", num(v.present_error_ms));
+            set(
+                "bufferMs",
+                JsValue::from_f64(v.queued() as f64 * v.frame_ms),
+            );
+        }
+        if let Some(a) = &wc.audio {
+            set("audioContext", JsValue::from_str(a.state()));
+            set("audioScheduled", JsValue::from_f64(a.scheduled as f64));
+            set("audioDropped", JsValue::from_f64(a.dropped as f64));
+            // Audio start error minus video write error: > 0 when audio leaves later.
+            let video_err = wc
+                .video
+                .as_ref()
+                .and_then(|v| v.present_error_ms)
+                .unwrap_or(0.0);
+            set("avOffsetMs", num(a.error_ms.map(|e| e - video_err)));
+        }
+    }
+
+    /// WebCodecs failed: tear its sink down, switch the session to MSE and reconnect so the
+    /// relay resends StreamInfo, configurations and the GOP. No page reload.
+    fn fallback(&mut self, f: Fallback) {
+        web_sys::console::warn_1(
+            &format!("lockstep-player: WebCodecs: {}; falling back to MSE", f.0).into(),
+        );
+        if let Some(wc) = self.wc.take() {
+            wc.close();
+        }
+        self.video.set_src_object(None);
+        self.session.switch_sink(SinkKind::Mse);
+        self.fallbacks += 1;
+        self.fallback_reason = Some(f.0.clone());
+        self.started = false;
+        self.wc_floor_ms = 0.0;
+        self.arrival.reset();
+        self.jitter.reset();
+        self.controller.reset();
+        self.events.push(("fallback", JsValue::from_str(&f.0)));
+        if !mse::available() {
+            self.fail("this browser has no Media Source Extensions to fall back to".into());
+            return;
+        }
+        self.burst_pings.clear();
+        self.socket = None;
+        self.connect();
     }
 }
 

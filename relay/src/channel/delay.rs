@@ -20,7 +20,7 @@ pub const FRESH: Duration = Duration::from_secs(3);
 /// Requirements above this do not raise D.
 pub const MAX_AUTO_MS: u32 = 1500;
 /// D never goes below this.
-pub const MIN_MS: u32 = 50;
+pub const MIN_MS: u32 = 20;
 /// D is a multiple of this.
 pub const STEP_MS: u32 = 10;
 /// How long a lower requirement must hold before D falls.

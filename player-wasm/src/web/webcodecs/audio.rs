@@ -1,0 +1,259 @@
+//! Audio: an `AudioDecoder` into an `AudioContext` (latencyHint 'interactive'). Each decoded
+//! `AudioData` is copied to an `AudioBuffer` and started at the context time that the audio
+//! output will play at its due time: `getOutputTimestamp()` pairs a context time with the
+//! performance.now() at which that sample leaves the speaker (output latency included), else
+//! `currentTime` minus baseLatency + outputLatency. Consecutive buffers within 15 ms of each
+//! other are butted together (no clicks). A `GainNode` follows the `<video>`'s volume and
+//! muted state; a suspended context (autoplay policy) resumes on the first user gesture.
+
+use js_sys::{Float32Array, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    AudioContext, AudioContextOptions, AudioContextState, AudioData, AudioDataCopyToOptions,
+    AudioDecoder, AudioDecoderConfig, AudioDecoderInit, AudioSampleFormat, EncodedAudioChunk,
+    EncodedAudioChunkInit, EncodedAudioChunkType, GainNode, HtmlVideoElement,
+};
+
+use super::owned::Audio;
+use super::{Emit, Event};
+use crate::session::{Chunk, DecoderSetup};
+use crate::web::listener::Listener;
+use lockstep_media::remux::TrackType;
+
+/// Buffers this close to the end of the previous one are played back to back, s.
+const BUTT_S: f64 = 0.015;
+
+pub fn config(s: &DecoderSetup) -> AudioDecoderConfig {
+    let c = AudioDecoderConfig::new(&s.codec, s.channels.max(1) as u32, s.sample_rate);
+    if let Some(d) = &s.description {
+        c.set_description_u8_array(&Uint8Array::from(&d[..]));
+    }
+    c
+}
+
+struct Decoder {
+    dec: AudioDecoder,
+    _out: Closure<dyn FnMut(AudioData)>,
+    _err: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Decoder {
+    fn new(emit: &Emit, setup: &DecoderSetup) -> Result<Decoder, JsValue> {
+        let e = emit.clone();
+        let out =
+            Closure::wrap(Box::new(move |a: AudioData| e(Event::Audio(Audio(a))))
+                as Box<dyn FnMut(AudioData)>);
+        let e = emit.clone();
+        let err = Closure::wrap(Box::new(move |x: JsValue| {
+            e(Event::Error(TrackType::Audio, crate::web::mse::js_err(&x)))
+        }) as Box<dyn FnMut(JsValue)>);
+        let dec = AudioDecoder::new(&AudioDecoderInit::new(
+            err.as_ref().unchecked_ref(),
+            out.as_ref().unchecked_ref(),
+        ))?;
+        dec.configure(&config(setup))?;
+        Ok(Decoder {
+            dec,
+            _out: out,
+            _err: err,
+        })
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        let _ = self.dec.close();
+    }
+}
+
+fn num(o: &JsValue, k: &str) -> f64 {
+    Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0)
+}
+
+pub struct AudioPipe {
+    emit: Emit,
+    decoder: Option<Decoder>,
+    setup: Option<DecoderSetup>,
+    ctx: AudioContext,
+    gain: GainNode,
+    next_end: f64,
+    pub scheduled: u64,
+    pub dropped: u64,
+    /// Smoothed scheduled start minus ideal start (audio behind its due time), ms.
+    pub error_ms: Option<f64>,
+    _listeners: Vec<Listener>,
+}
+
+impl AudioPipe {
+    pub fn new(emit: Emit, video: &HtmlVideoElement) -> Result<AudioPipe, JsValue> {
+        let opts = AudioContextOptions::new();
+        opts.set_latency_hint(&JsValue::from_str("interactive"));
+        let ctx = AudioContext::new_with_context_options(&opts)?;
+        let gain = ctx.create_gain()?;
+        gain.connect_with_audio_node(&ctx.destination())?;
+        let follow = {
+            let (ctx, gain, v) = (ctx.clone(), gain.clone(), video.clone());
+            move || {
+                let g = if v.muted() { 0.0 } else { v.volume() as f32 };
+                gain.gain().set_value(g);
+                if ctx.state() == AudioContextState::Suspended {
+                    if let Ok(p) = ctx.resume() {
+                        let _ = p.catch(super::ignore());
+                    }
+                }
+            }
+        };
+        let f = follow.clone();
+        let mut listeners = vec![Listener::new(video, "volumechange", move |_| f())];
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            for kind in ["pointerdown", "keydown", "click"] {
+                let f = follow.clone();
+                listeners.push(Listener::new(&doc, kind, move |_| f()));
+            }
+        }
+        follow();
+        Ok(AudioPipe {
+            emit,
+            decoder: None,
+            setup: None,
+            ctx,
+            gain,
+            next_end: 0.0,
+            scheduled: 0,
+            dropped: 0,
+            error_ms: None,
+            _listeners: listeners,
+        })
+    }
+
+    pub fn running(&self) -> bool {
+        self.ctx.state() == AudioContextState::Running
+    }
+
+    pub fn state(&self) -> &'static str {
+        match self.ctx.state() {
+            AudioContextState::Running => "running",
+            AudioContextState::Suspended => "suspended",
+            _ => "closed",
+        }
+    }
+
+    pub fn configure(&mut self, setup: DecoderSetup) -> Result<(), JsValue> {
+        match &self.decoder {
+            Some(d) => d.dec.configure(&config(&setup))?,
+            None => self.decoder = Some(Decoder::new(&self.emit, &setup)?),
+        }
+        self.setup = Some(setup);
+        Ok(())
+    }
+
+    pub fn decode(&mut self, c: &Chunk) -> Result<(), JsValue> {
+        let Some(setup) = &self.setup else {
+            return Ok(());
+        };
+        if self.decoder.is_none() {
+            self.decoder = Some(Decoder::new(&self.emit, setup)?);
+        }
+        let init = EncodedAudioChunkInit::new(
+            &Uint8Array::from(&c.data[..]),
+            0,
+            EncodedAudioChunkType::Key,
+        );
+        init.set_timestamp_f64((c.pts_ms * 1000.0).round());
+        let chunk = EncodedAudioChunk::new(&init)?;
+        if let Some(d) = &self.decoder {
+            d.dec.decode(&chunk)?;
+        }
+        Ok(())
+    }
+
+    pub fn on_error(&mut self) {
+        self.decoder = None;
+    }
+
+    pub fn discontinuity(&mut self) {
+        if let (Some(d), Some(s)) = (&self.decoder, &self.setup) {
+            let _ = d.dec.reset();
+            let _ = d.dec.configure(&config(s));
+        }
+        self.next_end = 0.0;
+    }
+
+    /// The context time at which a sample must start to be heard at performance.now() `due`.
+    fn context_time_at(&self, due: f64, now: f64) -> f64 {
+        let ts = Reflect::get(&self.ctx, &JsValue::from_str("getOutputTimestamp"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .and_then(|f| f.call0(&self.ctx).ok());
+        if let Some(ts) = ts {
+            let (ct, pt) = (num(&ts, "contextTime"), num(&ts, "performanceTime"));
+            if pt > 0.0 && ct > 0.0 {
+                return ct + (due - pt) / 1000.0;
+            }
+        }
+        let latency = num(&self.ctx, "baseLatency") + num(&self.ctx, "outputLatency");
+        self.ctx.current_time() + (due - now) / 1000.0 - latency
+    }
+
+    /// Schedules decoded audio to be heard at `due` (performance.now() ms).
+    pub fn schedule(&mut self, a: Audio, due: f64, now: f64) {
+        if self.try_schedule(a, due, now).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn try_schedule(&mut self, a: Audio, due: f64, now: f64) -> Result<(), JsValue> {
+        if !self.running() {
+            self.dropped += 1;
+            return Ok(());
+        }
+        let d = &a.0;
+        let (n, ch, sr) = (
+            d.number_of_frames(),
+            d.number_of_channels(),
+            d.sample_rate(),
+        );
+        if n == 0 || ch == 0 {
+            return Ok(());
+        }
+        let ideal = self.context_time_at(due, now);
+        let dur = n as f64 / sr as f64;
+        let mut when = ideal;
+        if (when - self.next_end).abs() < BUTT_S {
+            when = self.next_end;
+        }
+        if when < self.ctx.current_time() + 0.002 {
+            self.dropped += 1;
+            return Ok(());
+        }
+        let buf = self.ctx.create_buffer(ch, n, sr)?;
+        let arr = Float32Array::new_with_length(n);
+        for c in 0..ch {
+            let o = AudioDataCopyToOptions::new(c);
+            o.set_format(AudioSampleFormat::F32Planar);
+            d.copy_to_with_buffer_source(&arr, &o)?;
+            buf.copy_to_channel_with_f32_array(&arr, c as i32)?;
+        }
+        drop(a);
+        let src = self.ctx.create_buffer_source()?;
+        src.set_buffer(Some(&buf));
+        src.connect_with_audio_node(&self.gain)?;
+        src.start_with_when(when)?;
+        self.next_end = when + dur;
+        self.scheduled += 1;
+        let err = (when - ideal) * 1000.0;
+        let e = self.error_ms.get_or_insert(err);
+        *e += (err - *e) * 0.1;
+        Ok(())
+    }
+
+    pub fn close(self) {
+        if let Ok(p) = self.ctx.close() {
+            let _ = p.catch(super::ignore());
+        }
+    }
+}

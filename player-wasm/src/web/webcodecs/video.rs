@@ -1,0 +1,343 @@
+//! Video: a `VideoDecoder` (optimizeForLatency) and a presentation scheduler that writes each
+//! decoded `VideoFrame` into a `MediaStreamTrackGenerator` at its due time. The generator's
+//! `MediaStream` is the `<video>`'s `srcObject`, so fullscreen, picture-in-picture and
+//! `requestVideoFrameCallback` work as with MSE.
+//!
+//! Scheduling: decoded frames wait in a queue sorted by due time (performance.now() ms); one
+//! `setTimeout` is armed for the earliest (re-armed as frames come and go). A frame is written
+//! when it is due (at most [`EARLY_MS`] early); a frame more than half a frame duration late
+//! is dropped (closed), as is a due frame with a newer due frame behind it. Chromium's
+//! generator closes every frame written to it, so each frame is closed exactly once: by the
+//! generator or by [`Frame`]'s drop.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    EncodedVideoChunk, EncodedVideoChunkInit, EncodedVideoChunkType, HardwareAcceleration,
+    MediaStream, MediaStreamTrackGenerator, MediaStreamTrackGeneratorInit, VideoDecoder,
+    VideoDecoderConfig, VideoDecoderInit, VideoFrame, WritableStreamDefaultWriter,
+};
+
+use super::owned::Frame;
+use super::{Emit, Event};
+use crate::session::{Chunk, DecoderSetup};
+use crate::web::listener::Timer;
+use lockstep_media::remux::TrackType;
+
+/// Delta chunks are dropped (until the next keyframe) while the decoder holds more than this.
+pub const MAX_DECODE_QUEUE: u32 = 8;
+/// A delta chunk this late on arrival (ms past its due time) is not worth decoding: skip to
+/// the next keyframe.
+const CATCH_UP_LATE_MS: f64 = 2000.0;
+/// A frame is written at most this early (ms): the compositor shows it at the next refresh.
+const EARLY_MS: f64 = 1.0;
+/// Decode-time samples kept (submit to output).
+const DECODE_WINDOW: usize = 120;
+/// Frames waiting for presentation at most (≈ 2 s at 30 fps); older ones are dropped.
+const MAX_QUEUED: usize = 64;
+
+pub fn config(s: &DecoderSetup) -> VideoDecoderConfig {
+    let c = VideoDecoderConfig::new(&s.codec);
+    if let Some(d) = &s.description {
+        c.set_description_u8_array(&Uint8Array::from(&d[..]));
+    }
+    c.set_optimize_for_latency(true);
+    c.set_hardware_acceleration(HardwareAcceleration::NoPreference);
+    c
+}
+
+struct Decoder {
+    dec: VideoDecoder,
+    _out: Closure<dyn FnMut(VideoFrame)>,
+    _err: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Decoder {
+    fn new(emit: &Emit, setup: &DecoderSetup) -> Result<Decoder, JsValue> {
+        let e = emit.clone();
+        let out = Closure::wrap(
+            Box::new(move |f: VideoFrame| e(Event::Frame(Frame::new(f))))
+                as Box<dyn FnMut(VideoFrame)>,
+        );
+        let e = emit.clone();
+        let err = Closure::wrap(Box::new(move |x: JsValue| {
+            e(Event::Error(TrackType::Video, crate::web::mse::js_err(&x)))
+        }) as Box<dyn FnMut(JsValue)>);
+        let dec = VideoDecoder::new(&VideoDecoderInit::new(
+            err.as_ref().unchecked_ref(),
+            out.as_ref().unchecked_ref(),
+        ))?;
+        dec.configure(&config(setup))?;
+        Ok(Decoder {
+            dec,
+            _out: out,
+            _err: err,
+        })
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        let _ = self.dec.close();
+    }
+}
+
+struct Queued {
+    due: f64,
+    frame: Frame,
+}
+
+pub struct VideoPipe {
+    emit: Emit,
+    wake: Rc<dyn Fn()>,
+    decoder: Option<Decoder>,
+    setup: Option<DecoderSetup>,
+    need_key: bool,
+    generator: MediaStreamTrackGenerator,
+    writer: WritableStreamDefaultWriter,
+    pub stream: MediaStream,
+    queue: Vec<Queued>,
+    timer: Option<Timer>,
+    timer_at: f64,
+    submitted: Vec<(f64, f64)>,
+    decode_ms: Vec<f64>,
+    last_out_pts: Option<f64>,
+    pub frame_ms: f64,
+    pub presented: u64,
+    pub dropped_late: u64,
+    pub dropped_chunks: u64,
+    pub decoded: u64,
+    /// Media time of the frame on screen (last written) and when it was written.
+    pub on_screen: Option<(f64, f64)>,
+    /// Smoothed write time minus due time, ms.
+    pub present_error_ms: Option<f64>,
+}
+
+impl VideoPipe {
+    pub fn new(emit: Emit, wake: Rc<dyn Fn()>) -> Result<VideoPipe, JsValue> {
+        let generator =
+            MediaStreamTrackGenerator::new(&MediaStreamTrackGeneratorInit::new("video"))?;
+        let writer = generator.writable().get_writer()?;
+        let stream = MediaStream::new_with_tracks(&Array::of1(&generator))?;
+        Ok(VideoPipe {
+            emit,
+            wake,
+            decoder: None,
+            setup: None,
+            need_key: true,
+            generator,
+            writer,
+            stream,
+            queue: Vec::new(),
+            timer: None,
+            timer_at: 0.0,
+            submitted: Vec::new(),
+            decode_ms: Vec::new(),
+            last_out_pts: None,
+            frame_ms: 1000.0 / 30.0,
+            presented: 0,
+            dropped_late: 0,
+            dropped_chunks: 0,
+            decoded: 0,
+            on_screen: None,
+            present_error_ms: None,
+        })
+    }
+
+    /// A new or changed configuration (e.g. a publisher restart at another resolution): the
+    /// decoder is reconfigured and waits for a keyframe.
+    pub fn configure(&mut self, setup: DecoderSetup) -> Result<(), JsValue> {
+        self.need_key = true;
+        match &self.decoder {
+            Some(d) => d.dec.configure(&config(&setup))?,
+            None => self.decoder = Some(Decoder::new(&self.emit, &setup)?),
+        }
+        self.setup = Some(setup);
+        Ok(())
+    }
+
+    pub fn decode_queue_size(&self) -> u32 {
+        self.decoder
+            .as_ref()
+            .map_or(0, |d| d.dec.decode_queue_size())
+    }
+
+    /// One encoded frame; `late_ms`: how far past its due time it already is.
+    pub fn decode(&mut self, c: &Chunk, late_ms: Option<f64>, now: f64) -> Result<(), JsValue> {
+        let Some(setup) = &self.setup else {
+            return Ok(());
+        };
+        if self.decoder.is_none() {
+            if !c.key {
+                self.dropped_chunks += 1;
+                return Ok(());
+            }
+            // Recovering from a decoder error: a new decoder at this keyframe.
+            self.decoder = Some(Decoder::new(&self.emit, setup)?);
+        }
+        if !c.key {
+            let backlog = self.decode_queue_size() > MAX_DECODE_QUEUE;
+            let hopeless = late_ms.is_some_and(|l| l > CATCH_UP_LATE_MS);
+            if self.need_key || backlog || hopeless {
+                self.need_key = true;
+                self.dropped_chunks += 1;
+                return Ok(());
+            }
+        }
+        self.need_key = false;
+        let ty = if c.key {
+            EncodedVideoChunkType::Key
+        } else {
+            EncodedVideoChunkType::Delta
+        };
+        let init = EncodedVideoChunkInit::new(&Uint8Array::from(&c.data[..]), 0, ty);
+        init.set_timestamp_f64((c.pts_ms * 1000.0).round());
+        let chunk = EncodedVideoChunk::new(&init)?;
+        if let Some(d) = &self.decoder {
+            d.dec.decode(&chunk)?;
+        }
+        if self.submitted.len() >= 64 {
+            self.submitted.remove(0);
+        }
+        // Decode time is measured on chunks that found the decoder idle (a burst's queueing
+        // is not decode time); NaN marks the others.
+        let idle = self.decode_queue_size() <= 1;
+        self.submitted
+            .push((c.pts_ms, if idle { now } else { f64::NAN }));
+        Ok(())
+    }
+
+    /// The decoder failed (it is closed): a new one at the next keyframe.
+    pub fn on_error(&mut self) {
+        self.decoder = None;
+        self.need_key = true;
+        self.submitted.clear();
+    }
+
+    /// A new epoch: pending output belongs to the old timeline.
+    pub fn discontinuity(&mut self) {
+        if let (Some(d), Some(s)) = (&self.decoder, &self.setup) {
+            let _ = d.dec.reset();
+            let _ = d.dec.configure(&config(s));
+        }
+        self.need_key = true;
+        self.queue.clear();
+        self.timer = None;
+        self.submitted.clear();
+        self.last_out_pts = None;
+    }
+
+    pub fn need_key(&mut self) {
+        self.need_key = true;
+    }
+
+    /// A decoded frame, due at `due` (performance.now() ms).
+    pub fn on_output(&mut self, frame: Frame, due: f64, now: f64) {
+        self.decoded += 1;
+        let pts = frame.pts_ms();
+        // Submitted in decode order; B-frames come out in presentation order.
+        if let Some(i) = self
+            .submitted
+            .iter()
+            .position(|&(p, _)| (p - pts).abs() < 0.5)
+        {
+            let t = self.submitted[i].1;
+            self.submitted.drain(..=i);
+            if !t.is_nan() {
+                if self.decode_ms.len() >= DECODE_WINDOW {
+                    self.decode_ms.remove(0);
+                }
+                self.decode_ms.push(now - t);
+            }
+        }
+        if let Some(last) = self.last_out_pts {
+            let d = pts - last;
+            if d > 1.0 && d < 200.0 {
+                self.frame_ms += (d - self.frame_ms) * 0.1;
+            }
+        }
+        self.last_out_pts = Some(pts);
+        let at = self.queue.partition_point(|q| q.due <= due);
+        self.queue.insert(at, Queued { due, frame });
+        if self.queue.len() > MAX_QUEUED {
+            self.queue.remove(0);
+            self.dropped_late += 1;
+        }
+        self.arm(now);
+    }
+
+    fn arm(&mut self, now: f64) {
+        let Some(q) = self.queue.first() else {
+            self.timer = None;
+            return;
+        };
+        let at = (q.due - EARLY_MS).max(now);
+        if self.timer.is_some() && (self.timer_at - at).abs() < 0.5 {
+            return;
+        }
+        let wake = self.wake.clone();
+        self.timer = Timer::timeout((at - now).floor() as i32, move || wake());
+        self.timer_at = at;
+    }
+
+    /// Writes the frames due at `now` (performance.now() ms); returns how many were shown.
+    pub fn present(&mut self, now: f64) -> u32 {
+        self.timer = None;
+        let mut shown = 0;
+        let half = self.frame_ms / 2.0;
+        while self.queue.first().is_some_and(|q| q.due <= now + EARLY_MS) {
+            let q = self.queue.remove(0);
+            let late = now - q.due;
+            // Late by more than half a frame, or a newer frame is due as well: not shown.
+            let superseded = self
+                .queue
+                .first()
+                .is_some_and(|n| n.due <= now + EARLY_MS && now - n.due <= half);
+            if late > half || superseded {
+                self.dropped_late += 1;
+                continue; // dropped: Frame closes it
+            }
+            let pts = q.frame.pts_ms();
+            let vf = q.frame.take();
+            let _ = self.writer.write_with_chunk(&vf).catch(super::ignore());
+            self.on_screen = Some((pts, now));
+            self.presented += 1;
+            shown += 1;
+            let e = self.present_error_ms.get_or_insert(late);
+            *e += (late - *e) * 0.1;
+        }
+        self.arm(now);
+        shown
+    }
+
+    /// 95th percentile of the decode time (submit to output), ms.
+    pub fn decode_p95(&self) -> Option<f64> {
+        if self.decode_ms.is_empty() {
+            return None;
+        }
+        let mut v = self.decode_ms.clone();
+        let rank = ((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1;
+        let (_, &mut x, _) = v.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+        Some(x)
+    }
+
+    pub fn reset_decode_times(&mut self) {
+        self.decode_ms.clear();
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Releases everything: queued frames closed, decoder closed, generator track stopped.
+    pub fn close(mut self) {
+        self.timer = None;
+        self.queue.clear();
+        self.decoder = None;
+        let _ = self.writer.close().catch(super::ignore());
+        self.generator.stop();
+    }
+}
