@@ -491,10 +491,9 @@ function buildRows(opts, ports) {
   const mpegtsTuned = { isLive: true, enableStashBuffer: false, liveBufferLatencyChasing: true,
     liveBufferLatencyMaxLatency: 0.3, liveBufferLatencyMinRemain: 0.1, liveSync: true };
   const all = [
-    { id: 'lockstep', system: 'Lockstep', settings: 'default (target 150 ms)', url: `${relay}/?channel=bench&probe=1` },
-    { id: 'lockstep-120', system: 'Lockstep', settings: 'targetLatencyMs 120', url: `${relay}/?channel=bench&probe=1&latency=120` },
-    { id: 'lockstep-80', system: 'Lockstep', settings: 'targetLatencyMs 80', url: `${relay}/?channel=bench&probe=1&latency=80` },
-    { id: 'lockstep-hop', system: 'Lockstep via the copy hop', settings: 'default; relay → ffmpeg -c copy → relay', url: `${relay}/?channel=hop&probe=1` },
+    { id: 'lockstep-webcodecs', system: 'Lockstep, WebCodecs mode', settings: 'default (auto mode picks it); shared delay D chosen by the relay', url: `${relay}/?channel=bench&probe=1&mode=webcodecs` },
+    { id: 'lockstep-mse', system: 'Lockstep, MSE mode', settings: 'mode=mse; shared delay D chosen by the relay', url: `${relay}/?channel=bench&probe=1&mode=mse` },
+    { id: 'lockstep-hop', system: 'Lockstep, MSE mode, via the copy hop', settings: 'mode=mse; relay → ffmpeg -c copy → relay, as the peers are fed', url: `${relay}/?channel=hop&probe=1&mode=mse` },
     { id: 'flvjs', system: 'flv.js (WS-FLV, node-media-server)', settings: 'isLive, enableStashBuffer false',
       url: peer('flvjs', wsFlv, { isLive: true, enableStashBuffer: false }) },
     { id: 'mpegts', system: 'mpegts.js (WS-FLV, node-media-server)', settings: 'isLive, liveBufferLatencyChasing',

@@ -172,9 +172,11 @@ pub fn ffmpeg_args(cfg: &Config) -> Vec<String> {
     } else {
         push("-an");
     }
-    // Write every packet as soon as it is muxed; never hold one back for interleaving longer
-    // than 100 ms.
-    push("-flush_packets 1 -muxdelay 0 -muxpreload 0 -max_interleave_delta 100000");
+    // Write every packet as soon as it is muxed. Interleaving by timestamp would hold each
+    // video packet until an audio packet with a later timestamp exists, i.e. for the AAC
+    // encoder's delay (~45 ms measured): a 1 µs limit lets a packet go as soon as any other
+    // packet follows it. The relay and players take each track's timestamps as they come.
+    push("-flush_packets 1 -muxdelay 0 -muxpreload 0 -max_interleave_delta 1");
     push("-flvflags no_duration_filesize -f flv");
     // No Nagle delay on the publishing connection (RTMP, and the TCP under HTTP).
     push("-tcp_nodelay 1");
