@@ -1,0 +1,337 @@
+//! The player's WebCodecs wiring (docs/WEBCODECS.md): the sink's setup, the presentation
+//! wake-ups, its statistics and feedback, and the fallback to MSE. A child of the player
+//! module, so it works on the player's own state.
+
+use super::*;
+
+/// The WebCodecs path (docs/WEBCODECS.md).
+impl Inner {
+    pub(super) fn ensure_wc(&mut self) {
+        if self.wc.is_some() {
+            return;
+        }
+        let w = self.me.clone();
+        let emit: webcodecs::Emit = Rc::new(move |e| with(&w, move |p| p.on_wc_event(e)));
+        let w = self.me.clone();
+        let wake: Rc<dyn Fn()> = Rc::new(move || with(&w, |p| p.wc_present()));
+        self.wc = Some(WcSink::new(
+            emit,
+            wake,
+            self.video.clone(),
+            self.opts.fail_decoder_after,
+        ));
+    }
+
+    /// The delay D at which frames are presented: the relay's shared delay (with `sync`),
+    /// else the page's target, else [`WC_TARGET_MS`]; never under what this viewer can make
+    /// (frames would arrive or decode too late and be dropped).
+    pub(super) fn wc_delay_ms(&self) -> f64 {
+        let announced = self.session.announced_delay_ms() as f64;
+        let base = if self.opts.sync && announced > 0.0 {
+            announced
+        } else if self.opts.target_set {
+            self.opts.target_latency_ms
+        } else {
+            WC_TARGET_MS
+        };
+        base.max(self.wc_floor_ms)
+    }
+
+    /// performance.now() time (ms) at which the frame at media time `pts_ms` is due:
+    /// its relay ingest time + D, converted from the relay clock to the local one.
+    fn due_ms(&self, pts_ms: f64) -> Option<f64> {
+        let ingest_us = self.session.anchors.ingest_us(pts_ms)?;
+        let offset_us = self.session.clock.offset_us()? as f64;
+        let local_us = ingest_us + self.wc_delay_ms() * 1000.0 - offset_us;
+        Some(local_us / 1000.0 - self.time_origin)
+    }
+
+    pub(super) fn wc_action(&mut self, a: Action) {
+        self.ensure_wc();
+        let Some(wc) = &mut self.wc else { return };
+        match wc.admit(a) {
+            Err(f) => self.fallback(f),
+            Ok(None) => {}
+            Ok(Some(a)) => self.wc_apply(a),
+        }
+    }
+
+    pub(super) fn wc_apply(&mut self, a: Action) {
+        let now = now_ms();
+        let late = match &a {
+            Action::Decode(c) => self.due_ms(c.pts_ms).map(|d| now - d),
+            _ => None,
+        };
+        let Some(wc) = &mut self.wc else { return };
+        let r = match a {
+            Action::Configure(s) => wc.configure(s),
+            Action::Decode(c) => wc.decode(&c, late, now),
+            _ => Ok(()),
+        };
+        if let Err(f) = r {
+            self.fallback(f);
+        }
+    }
+
+    pub(super) fn on_wc_event(&mut self, e: WcEvent) {
+        let now = now_ms();
+        let Some(wc) = &mut self.wc else { return };
+        let r = match e {
+            WcEvent::Frame(f) => {
+                if wc.simulated_failure() {
+                    drop(f);
+                    wc.failed(Some(TrackType::Video))
+                } else {
+                    wc.failures[0] = 0;
+                    let due = self.due_ms(f.pts_ms()).unwrap_or(now);
+                    if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
+                        v.on_output(f, due, now);
+                    }
+                    Ok(())
+                }
+            }
+            WcEvent::Audio(a) => {
+                wc.failures[1] = 0;
+                let due = self.due_ms(a.0.timestamp() / 1000.0);
+                match (due, self.wc.as_mut().and_then(|wc| wc.audio.as_mut())) {
+                    (Some(due), Some(pipe)) => pipe.schedule(a, due, now),
+                    (None, Some(pipe)) => pipe.dropped += 1,
+                    _ => {}
+                }
+                Ok(())
+            }
+            WcEvent::Error(track, msg) => {
+                web_sys::console::warn_1(
+                    &format!(
+                        "lockstep-player: {} decoder error: {msg}",
+                        if track == TrackType::Video {
+                            "video"
+                        } else {
+                            "audio"
+                        }
+                    )
+                    .into(),
+                );
+                wc.failed(Some(track))
+            }
+            WcEvent::Supported { ok, codec } => match wc.on_supported(ok, &codec) {
+                Ok(actions) => {
+                    for a in actions {
+                        self.wc_apply(a);
+                    }
+                    Ok(())
+                }
+                Err(f) => Err(f),
+            },
+        };
+        if let Err(f) = r {
+            self.fallback(f);
+        }
+    }
+
+    /// The presentation timer fired: write the frames now due.
+    pub(super) fn wc_present(&mut self) {
+        let now = now_ms();
+        let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) else {
+            return;
+        };
+        if v.present(now) == 0 {
+            return;
+        }
+        self.wc_last_present = now;
+        if self.startup_ms.is_none() {
+            self.startup_ms = Some(now - self.created_ms);
+            // Frames of the join backlog arrived late, and queued in the decoder, by design:
+            // measure from here on.
+            self.arrival.reset();
+            if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
+                v.reset_decode_times();
+            }
+        }
+        self.started = true;
+        if self.stalled || self.state != State::Playing && self.state != State::Ended {
+            self.stalled = false;
+            self.set_state(State::Playing);
+        }
+    }
+
+    pub(super) fn wc_tick(&mut self) {
+        let now = now_ms();
+        let Some(wc) = &self.wc else { return };
+        let (on_screen, has_video) = match &wc.video {
+            // The playhead: the frame on screen, advanced by the time since it was written.
+            Some(v) => (v.on_screen.map(|(pts, at)| pts + (now - at)), true),
+            None => (None, false),
+        };
+        let decode_p95 = wc.video.as_ref().and_then(|v| v.decode_p95());
+        let audio_playing = wc.audio.as_ref().is_some_and(|a| a.scheduled > 0);
+        // Audio-only: playing once audio is scheduled.
+        if !has_video && self.state != State::Playing && self.state != State::Ended && audio_playing
+        {
+            if self.startup_ms.is_none() {
+                self.startup_ms = Some(now - self.created_ms);
+                self.arrival.reset();
+            }
+            self.set_state(State::Playing);
+        }
+        if self.startup_ms.is_some() {
+            // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
+            let need = self.arrival.quantile(0.95).unwrap_or(0.0).max(0.0)
+                + decode_p95.unwrap_or(0.0)
+                + WC_SLACK_MS;
+            self.wc_floor_ms = if need > self.wc_floor_ms {
+                need
+            } else {
+                self.wc_floor_ms + (need - self.wc_floor_ms) * 0.01
+            };
+        }
+        let now_us = local_now_us();
+        self.last_latency = match (on_screen, has_video) {
+            (Some(pts), true) => self.session.latency_ms(pts, now_us),
+            // Audio only: the audio now heard was due D ago.
+            (_, false) if self.startup_ms.is_some() => Some(self.wc_delay_ms()),
+            _ => None,
+        };
+        if has_video {
+            if self.video.paused() && self.state != State::Ended {
+                let _ = self.video.play().map(|p| p.catch(webcodecs::ignore()));
+            }
+            if self.state == State::Playing && now - self.wc_last_present > 1000.0 {
+                self.stalled = true;
+                self.stalls += 1;
+                self.set_state(State::Stalled);
+            }
+        }
+    }
+
+    /// What this viewer needs to present on time: arrival p95 + decode p95 + one refresh.
+    pub(super) fn wc_required_ms(&self) -> f64 {
+        let decode = self
+            .wc
+            .as_ref()
+            .and_then(|wc| wc.video.as_ref())
+            .and_then(|v| v.decode_p95())
+            .unwrap_or(0.0);
+        self.arrival
+            .required_ms(decode + REFRESH_MS)
+            .unwrap_or(WC_TARGET_MS)
+    }
+
+    pub(super) fn wc_feedback(&mut self) {
+        let bw = self.bandwidth_kbps();
+        let (decoded, dropped, buffer) =
+            self.wc
+                .as_ref()
+                .and_then(|wc| wc.video.as_ref())
+                .map_or((0, 0, 0.0), |v| {
+                    (
+                        v.decoded as u32,
+                        (v.dropped_late + v.dropped_chunks) as u32,
+                        v.queued() as f64 * v.frame_ms,
+                    )
+                });
+        let fb = wire::Feedback {
+            buffer_ms: buffer as u32,
+            latency_ms: self.last_latency.map(|l| l.round() as i32),
+            playback_rate_milli: 1000,
+            decoded_frames: decoded,
+            dropped_frames: dropped,
+            bytes_received: self.session.stats.bytes_received,
+            bandwidth_kbps: bw as u32,
+            stalls: self.stalls,
+            mode: wire::MODE_WEBCODECS,
+            sync_error_ms: self
+                .last_latency
+                .map(|l| (l - self.wc_delay_ms()).round() as i32),
+            rtt_us: self
+                .session
+                .clock
+                .rtt_us()
+                .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
+            // Not before the first frame is shown: the join backlog arrives late by design.
+            target_ms: self
+                .startup_ms
+                .map(|_| self.wc_required_ms().round() as u32),
+        };
+        if let Some(s) = &self.socket {
+            s.send(&Message::Feedback(fb).to_bytes());
+        }
+        let stats = self.stats_object();
+        self.events.push(("stats", stats));
+    }
+
+    pub(super) fn wc_stats(&self, set: &dyn Fn(&str, JsValue)) {
+        let num = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
+        let Some(wc) = &self.wc else { return };
+        set("openFrames", JsValue::from_f64(owned::open_frames() as f64));
+        set("playbackRate", JsValue::from_f64(1.0));
+        set(
+            "syncErrorMs",
+            num(self.last_latency.map(|l| l - self.wc_delay_ms())),
+        );
+        set("decoderFailures", JsValue::from_f64(wc.failures[0] as f64));
+        if let Some(v) = &wc.video {
+            set("framesPresented", JsValue::from_f64(v.presented as f64));
+            set(
+                "framesDroppedLate",
+                JsValue::from_f64(v.dropped_late as f64),
+            );
+            set("chunksSkipped", JsValue::from_f64(v.dropped_chunks as f64));
+            set("decodedFrames", JsValue::from_f64(v.decoded as f64));
+            set(
+                "droppedFrames",
+                JsValue::from_f64((v.dropped_late + v.dropped_chunks) as f64),
+            );
+            set(
+                "decodeQueueSize",
+                JsValue::from_f64(v.decode_queue_size() as f64),
+            );
+            set("decodeP95Ms", num(v.decode_p95()));
+            set("presentErrorMs", num(v.present_error_ms));
+            set(
+                "bufferMs",
+                JsValue::from_f64(v.queued() as f64 * v.frame_ms),
+            );
+        }
+        if let Some(a) = &wc.audio {
+            set("audioContext", JsValue::from_str(a.state()));
+            set("audioScheduled", JsValue::from_f64(a.scheduled as f64));
+            set("audioDropped", JsValue::from_f64(a.dropped as f64));
+            // Audio start error minus video write error: > 0 when audio leaves later.
+            let video_err = wc
+                .video
+                .as_ref()
+                .and_then(|v| v.present_error_ms)
+                .unwrap_or(0.0);
+            set("avOffsetMs", num(a.error_ms.map(|e| e - video_err)));
+        }
+    }
+
+    /// WebCodecs failed: tear its sink down, switch the session to MSE and reconnect so the
+    /// relay resends StreamInfo, configurations and the GOP. No page reload.
+    pub(super) fn fallback(&mut self, f: Fallback) {
+        web_sys::console::warn_1(
+            &format!("lockstep-player: WebCodecs: {}; falling back to MSE", f.0).into(),
+        );
+        if let Some(wc) = self.wc.take() {
+            wc.close();
+        }
+        self.video.set_src_object(None);
+        self.session.switch_sink(SinkKind::Mse);
+        self.fallbacks += 1;
+        self.fallback_reason = Some(f.0.clone());
+        self.started = false;
+        self.wc_floor_ms = 0.0;
+        self.arrival.reset();
+        self.jitter.reset();
+        self.controller.reset();
+        self.events.push(("fallback", JsValue::from_str(&f.0)));
+        if !mse::available() {
+            self.fail("this browser has no Media Source Extensions to fall back to".into());
+            return;
+        }
+        self.burst_pings.clear();
+        self.socket = None;
+        self.connect();
+    }
+}
