@@ -28,7 +28,10 @@ use crate::web::listener::Timer;
 use lockstep_media::remux::TrackType;
 
 /// Delta chunks are dropped (until the next keyframe) while the decoder holds more than this.
-pub const MAX_DECODE_QUEUE: u32 = 8;
+/// Above a joining viewer's cached GOP (≈ 30–60 chunks arriving at once): those frames are
+/// decoded, not dropped, so the first on-time frame follows at once instead of at the next
+/// keyframe; a decoder that really cannot keep up is still caught two seconds in.
+pub const MAX_DECODE_QUEUE: u32 = 64;
 /// A delta chunk this late on arrival (ms past its due time) is not worth decoding: skip to
 /// the next keyframe.
 const CATCH_UP_LATE_MS: f64 = 2000.0;
