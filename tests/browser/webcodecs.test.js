@@ -94,7 +94,10 @@ describe('webcodecs', { timeout: 240000 }, () => {
       assert.equal(s.mode, 'webcodecs');
       assert.ok(s.framesPresented > s0.framesPresented + 45, `framesPresented ${s0.framesPresented} -> ${s.framesPresented}`);
       assert.equal(s.audioContext, 'running');
-      assert.ok(s.audioScheduled > 50, `audioScheduled ${s.audioScheduled}`);
+      // Audio keeps flowing: in 1.5 s about 65 AAC frames are due (44.1 kHz); at least half
+      // must have been scheduled (the start, before clock sync settles, may drop a few).
+      assert.ok(s.audioScheduled - s0.audioScheduled >= 32,
+        `audioScheduled ${s0.audioScheduled} -> ${s.audioScheduled}`);
       assert.equal(typeof s.avOffsetMs, 'number', `avOffsetMs ${s.avOffsetMs}`);
       assert.ok(Math.abs(s.avOffsetMs) < 40, `avOffsetMs ${s.avOffsetMs}`);
       assert.equal(typeof s.latencyMs, 'number', `latencyMs ${s.latencyMs}`);
