@@ -26,6 +26,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { firstLine, freePort, getJson, sleep, waitFor } from '../common/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -70,7 +71,6 @@ function parseOptions(argv) {
 // Processes: every child is tracked and stopped at the end (and killed on exit as a last resort).
 
 const children = new Set();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startProcess(name, cmd, args, { cwd = ROOT, env = process.env, ready = null, readyMs = 15000 } = {}) {
   const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -120,37 +120,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
 
-async function waitFor(what, fn, timeoutMs, everyMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${last.message})` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
-async function getJson(url, timeoutMs = 3000) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return res.json();
-}
 
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10000 });
-  return ((r.stdout || '') + (r.stderr || '')).split('\n').find((l) => l.trim()) || '?';
-}
 
 // ---------------------------------------------------------------------------------------------
 // The systems

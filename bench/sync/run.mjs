@@ -23,14 +23,14 @@
 // offset and RTT, sync error, target) are polled once a second, the relay's D
 // (/api/channels delay_ms) too. Results: a table on stdout and, unless --no-doc, in
 // docs/SYNC-BENCH.md between the results markers.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startJitterProxy } from '../common/jitter-proxy.mjs';
 import { dist, mean, median, percentile, skewOverGrid } from './skew.mjs';
+import { firstLine, freePort, getJson, sleep, waitFor } from '../common/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -110,7 +110,6 @@ function parseOptions(argv) {
 // a mode, and killed on exit as a last resort.
 
 const children = new Set();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startProcess(name, cmd, args, { ready = null, readyMs = 15000 } = {}) {
   const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -153,37 +152,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
 
-async function waitFor(what, fn, timeoutMs, everyMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${last.message})` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
-async function getJson(url, timeoutMs = 3000) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return res.json();
-}
 
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10000 });
-  return ((r.stdout || '') + (r.stderr || '')).split('\n').find((l) => l.trim()) || '?';
-}
 
 /** target/release's `name` when it exists, else target/debug's (as bench/latency), or null. */
 function binary(name) {
