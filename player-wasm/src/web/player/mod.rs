@@ -43,6 +43,8 @@ const MSE_PRESENT_MS: f64 = 67.0;
 pub const WC_TARGET_MS: f64 = 50.0;
 /// One display refresh (60 Hz), ms: a written frame reaches the screen at the next one.
 const REFRESH_MS: f64 = 16.7;
+/// Time to decode an AAC or MP3 frame and schedule it, ms (software decoders: ~1 ms).
+const AUDIO_DECODE_MS: f64 = 5.0;
 /// Slack between a frame's decode and its due time, ms (timer wake-up precision).
 const WC_SLACK_MS: f64 = 4.0;
 

@@ -204,16 +204,20 @@ impl Inner {
         }
     }
 
-    /// What this viewer needs to present on time: arrival p95 + decode p95 + one refresh.
+    /// What this viewer needs to present on time: arrival p95 plus, for video, decode p95 and
+    /// one refresh; for audio, the output path (base + output latency) and its decode. Audio
+    /// scheduled later than that would be dropped, so D must cover it too.
     pub(super) fn wc_required_ms(&self) -> f64 {
-        let decode = self
-            .wc
-            .as_ref()
+        let wc = self.wc.as_ref();
+        let decode = wc
             .and_then(|wc| wc.video.as_ref())
             .and_then(|v| v.decode_p95())
             .unwrap_or(0.0);
+        let audio = wc
+            .and_then(|wc| wc.audio.as_ref())
+            .map_or(0.0, |a| a.output_latency_ms() + AUDIO_DECODE_MS);
         self.arrival
-            .required_ms(decode + REFRESH_MS)
+            .required_ms((decode + REFRESH_MS).max(audio))
             .unwrap_or(WC_TARGET_MS)
     }
 

@@ -183,6 +183,11 @@ impl AudioPipe {
         self.next_end = 0.0;
     }
 
+    /// How long audio takes from `start()` to the ear (base + output latency), ms.
+    pub fn output_latency_ms(&self) -> f64 {
+        (num(&self.ctx, "baseLatency") + num(&self.ctx, "outputLatency")) * 1000.0
+    }
+
     /// The context time at which a sample must start to be heard at performance.now() `due`.
     fn context_time_at(&self, due: f64, now: f64) -> f64 {
         let ts = Reflect::get(&self.ctx, &JsValue::from_str("getOutputTimestamp"))
