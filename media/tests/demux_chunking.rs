@@ -125,32 +125,7 @@ fn tags_of(events: &[Result<Event, DemuxError>]) -> Vec<&Tag> {
 /// A 2 s H.264 + AAC FLV made by ffmpeg, once per test binary.
 fn real_flv() -> &'static Bytes {
     static FLV: OnceLock<Bytes> = OnceLock::new();
-    FLV.get_or_init(|| {
-        let dir = common::scratch_dir("demux_chunking");
-        let path = dir.join("real.flv");
-        common::ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            path.to_str().unwrap(),
-        ]);
-        Bytes::from(std::fs::read(&path).unwrap())
-    })
+    FLV.get_or_init(|| common::make_av_flv("demux_chunking", &["-g", "30"]))
 }
 
 /// Chunk sizes (0 = an empty push), with at least one non-empty size so a cycle of them

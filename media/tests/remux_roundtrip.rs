@@ -24,34 +24,10 @@ const AAC_FRAME: u64 = 1024;
 fn source_flv() -> &'static Bytes {
     static FLV: OnceLock<Bytes> = OnceLock::new();
     FLV.get_or_init(|| {
-        let dir = common::scratch_dir("remux_roundtrip");
-        let path = dir.join("src.flv");
-        common::ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-bf",
-            "2",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            path.to_str().unwrap(),
-        ]);
-        Bytes::from(std::fs::read(&path).unwrap())
+        common::make_av_flv(
+            "remux_roundtrip",
+            &["-profile:v", "high", "-bf", "2", "-g", "30"],
+        )
     })
 }
 

@@ -27,6 +27,37 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
+/// A 2 s 320x240 30 fps H.264 + 44.1 kHz AAC FLV made by ffmpeg, with `video_args` for the
+/// encoder (profile, B-frames, GOP); `name` names its scratch directory.
+pub fn make_av_flv(name: &str, video_args: &[&str]) -> bytes::Bytes {
+    let dir = scratch_dir(name);
+    let path = dir.join("src.flv");
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+    ];
+    args.extend_from_slice(video_args);
+    args.extend([
+        "-c:a",
+        "aac",
+        "-f",
+        "flv",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    ffmpeg(&args);
+    bytes::Bytes::from(std::fs::read(&path).expect("read the FLV"))
+}
+
 /// One packet as ffprobe reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packet {
