@@ -26,7 +26,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { firstLine, freePort, getJson, sleep, waitFor } from '../common/util.mjs';
+import { children, firstLine, freePort, getJson, sleep, startProcess, stopChild, waitFor } from '../common/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -69,41 +69,6 @@ function parseOptions(argv) {
 
 // ---------------------------------------------------------------------------------------------
 // Processes: every child is tracked and stopped at the end (and killed on exit as a last resort).
-
-const children = new Set();
-
-function startProcess(name, cmd, args, { cwd = ROOT, env = process.env, ready = null, readyMs = 15000 } = {}) {
-  const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const append = (d) => { log = (log + d).slice(-8000); };
-  proc.stdout.on('data', append);
-  proc.stderr.on('data', append);
-  const child = { name, proc, get log() { return log; } };
-  children.add(child);
-  proc.once('exit', () => children.delete(child));
-  proc.on('error', (e) => append(`\nspawn error: ${e.message}`));
-  if (!ready) return Promise.resolve(child);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name} not ready within ${readyMs} ms:\n${log}`)), readyMs);
-    const check = () => {
-      if (ready.test(log)) { clearTimeout(t); proc.stdout.off('data', check); proc.stderr.off('data', check); resolve(child); }
-    };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.once('exit', (code, sig) => { clearTimeout(t); reject(new Error(`${name} exited (${code ?? sig}):\n${log}`)); });
-  });
-}
-
-async function stopChild(child, signal = 'SIGTERM', graceMs = 3000) {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  if (!(await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]))) {
-    proc.kill('SIGKILL');
-    await Promise.race([exited, sleep(3000)]);
-  }
-}
 
 // Last resort (an exception or a signal bypassed the orderly stop in main): nginx gets SIGTERM,
 // so its master takes its workers down with it; the rest SIGKILL.

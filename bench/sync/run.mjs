@@ -30,7 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startJitterProxy } from '../common/jitter-proxy.mjs';
 import { dist, mean, median, percentile, skewOverGrid } from './skew.mjs';
-import { firstLine, freePort, getJson, sleep, waitFor } from '../common/util.mjs';
+import { children, firstLine, freePort, getJson, sleep, startProcess, stopChild, waitFor } from '../common/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -106,41 +106,8 @@ function parseOptions(argv) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes (as bench/latency/run.mjs): every child is tracked, stopped in order at the end of
-// a mode, and killed on exit as a last resort.
-
-const children = new Set();
-
-function startProcess(name, cmd, args, { ready = null, readyMs = 15000 } = {}) {
-  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const append = (d) => { log = (log + d).slice(-8000); };
-  proc.stdout.on('data', append);
-  proc.stderr.on('data', append);
-  const child = { name, proc, get log() { return log; } };
-  children.add(child);
-  proc.once('exit', () => children.delete(child));
-  proc.on('error', (e) => append(`\nspawn error: ${e.message}`));
-  if (!ready) return Promise.resolve(child);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name} not ready within ${readyMs} ms:\n${log}`)), readyMs);
-    const check = () => { if (ready.test(log)) { clearTimeout(t); resolve(child); } };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.once('exit', (code, sig) => { clearTimeout(t); reject(new Error(`${name} exited (${code ?? sig}):\n${log}`)); });
-  });
-}
-
-async function stopChild(child, signal = 'SIGTERM', graceMs = 3000) {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  if (!(await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]))) {
-    proc.kill('SIGKILL');
-    await Promise.race([exited, sleep(3000)]);
-  }
-}
+// Processes (bench/common/util.mjs): every child is tracked, stopped in order at the end of a
+// mode, and killed on exit as a last resort.
 
 process.on('exit', () => { for (const c of children) try { c.proc.kill('SIGKILL'); } catch { /* gone */ } });
 let interrupted = false;
