@@ -1,8 +1,13 @@
 //! The Lockstep demo test source, as a library: the wall-clock barcode ([`barcode`]), the
-//! moving test picture ([`picture`]) and the ffmpeg encoder child ([`encoder`]). The binary
-//! `lockstep-test-source` (`src/main.rs`) paces frames into ffmpeg; other crates' tests use
-//! [`barcode::decode`] to measure latency off decoded frames.
+//! moving test picture ([`picture`]), the tone ([`tone`]), the two ffmpeg encoder children
+//! ([`encoder`]), the timestamp mapping that puts both tracks on one timeline ([`retime`])
+//! and the RTMP / HTTP publisher ([`publish`]). The binary `lockstep-test-source`
+//! (`src/main.rs`) paces frames and sound into the encoders and publishes what comes out;
+//! other crates' tests use [`barcode::decode`] to measure latency off decoded frames.
 
 pub mod barcode;
 pub mod encoder;
 pub mod picture;
+pub mod publish;
+pub mod retime;
+pub mod tone;

@@ -16,17 +16,22 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{ExitCode, ExitStatus};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::process::{Child, ChildStdin, ChildStdout, ExitCode};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{self, TrySendError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lockstep_demo::barcode;
-use lockstep_demo::encoder::{self, Bitrate, Config, Output, Size};
+use lockstep_demo::encoder::{self, Bitrate, Config, Size};
 use lockstep_demo::picture::{Picture, I420};
+use lockstep_demo::publish::{Output, Publisher, StreamInfo};
+use lockstep_demo::retime::{self, Retimer};
+use lockstep_demo::tone::{self, Tone};
+use lockstep_media::flv::{Demuxer, Event, Tag, TagKind};
 
 /// Publish a live test stream (moving picture, wall-clock barcode, beeping tone) to a
 /// Lockstep relay, encoded by ffmpeg for low latency.
@@ -70,12 +75,19 @@ struct Cli {
 /// The signal that asked us to stop (0: none yet).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
+/// What went wrong, reported by a worker thread.
+enum Failure {
+    /// Feeding or reading an encoder (the encoder's own exit, if any, says more).
+    Encoder(String),
+    /// The relay refused the stream or went away.
+    Publish(String),
+}
+
 /// Why the source stopped.
 enum Stop {
     Signal(i32),
     Duration,
-    FfmpegExited(ExitStatus),
-    WriteFailed(std::io::Error),
+    Failed(String),
 }
 
 fn unix_ms() -> u64 {
@@ -118,9 +130,8 @@ fn run_cli(cli: Cli) -> Result<()> {
         bitrate: cli.bitrate,
         gop_frames: ((cli.gop_seconds * f64::from(cli.fps)).round() as u32).max(1),
         bframes: cli.bframes,
-        tone_hz: (!cli.no_audio).then_some(cli.tone),
-        output,
     };
+    let tone = (!cli.no_audio).then(|| Tone::new(cli.tone));
 
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only touches an atomic, which is async-signal-safe.
@@ -133,8 +144,18 @@ fn run_cli(cli: Cli) -> Result<()> {
         .context("installing the signal handlers")?;
     }
 
-    let mut child = encoder::spawn(&config).context("starting ffmpeg (is it installed?)")?;
-    let stdin = child.stdin.take().context("ffmpeg stdin")?;
+    let info = StreamInfo {
+        width: w as u32,
+        height: h as u32,
+        fps: config.fps,
+        video_kbps: (config.bitrate.0 / 1000) as u32,
+        audio: tone
+            .is_some()
+            .then_some((tone::SAMPLE_RATE, tone::CHANNELS, encoder::AUDIO_KBPS)),
+    };
+    let publisher = Publisher::connect(&output, &info)
+        .with_context(|| format!("publishing to {}", output.redacted()))?;
+    let mut encoders = Encoders::start(&config, tone.is_some())?;
     println!(
         "lockstep-test-source: {} at {} fps, {} bit/s, GOP {} frames, {} B-frames, {} -> {}",
         config.size,
@@ -142,21 +163,19 @@ fn run_cli(cli: Cli) -> Result<()> {
         config.bitrate,
         config.gop_frames,
         config.bframes,
-        config
-            .tone_hz
-            .map_or("no audio".to_string(), |hz| format!("{hz} Hz tone")),
-        config.output.redacted()
+        tone.as_ref()
+            .map_or("no audio".to_string(), |_| format!("{} Hz tone", cli.tone)),
+        output.redacted()
     );
     let _ = std::io::stdout().flush();
 
-    let (stop, stats, writer) = run(&cli, &config, &mut child, stdin);
-    let status = encoder::stop(&mut child, Duration::from_secs(5));
-    // With ffmpeg gone, a write in progress fails at once, so this does not hang.
-    let _ = writer.join();
+    let (stop, stats) = run(&cli, &config, &mut encoders, tone, publisher);
     let summary = format!(
-        "{} frames written, {} dropped, {:.1} s",
+        "{} frames written, {} dropped, {} video and {} audio tags published, {:.1} s",
         stats.written,
         stats.dropped,
+        stats.published.video,
+        stats.published.audio,
         stats.elapsed.as_secs_f64()
     );
     match stop {
@@ -173,52 +192,311 @@ fn run_cli(cli: Cli) -> Result<()> {
             println!("lockstep-test-source: --duration reached ({summary})");
             Ok(())
         }
-        Stop::FfmpegExited(status) => {
-            bail!("ffmpeg exited ({status}) ({summary}); see its messages above")
+        Stop::Failed(why) => bail!("{why} ({summary})"),
+    }
+}
+
+/// The encoder children.
+struct Encoders {
+    video: Child,
+    audio: Option<Child>,
+}
+
+impl Encoders {
+    fn start(config: &Config, audio: bool) -> Result<Self> {
+        let video = encoder::spawn(&encoder::video_args(config))
+            .context("starting ffmpeg (is it installed?)")?;
+        let mut encoders = Encoders { video, audio: None };
+        if audio {
+            encoders.audio =
+                Some(encoder::spawn(&encoder::audio_args()).context("starting the audio ffmpeg")?);
         }
-        Stop::WriteFailed(e) => {
-            let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-            bail!("writing to ffmpeg failed: {e}; ffmpeg: {status} ({summary})")
+        Ok(encoders)
+    }
+
+    /// Which encoder has exited, and how.
+    fn exited(&mut self) -> Option<String> {
+        let video = match self.video.try_wait() {
+            Ok(Some(status)) => Some(format!("the video ffmpeg exited ({status})")),
+            Ok(None) => None,
+            Err(e) => Some(format!("the video ffmpeg: {e}")),
+        };
+        video.or_else(|| match self.audio.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => Some(format!("the audio ffmpeg exited ({status})")),
+            Some(Err(e)) => Some(format!("the audio ffmpeg: {e}")),
+            _ => None,
+        })
+    }
+
+    /// Stops both (their stdin is already closed, or closes now).
+    fn stop(&mut self) {
+        let grace = Duration::from_secs(5);
+        let _ = encoder::stop(&mut self.video, grace);
+        if let Some(a) = self.audio.as_mut() {
+            let _ = encoder::stop(a, grace);
         }
     }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Published {
+    video: u64,
+    audio: u64,
 }
 
 struct Stats {
     written: u64,
     dropped: u64,
+    published: Published,
     elapsed: Duration,
 }
 
-/// The pacing loop: renders, stamps and hands over a frame per slot until told to stop.
+/// A tag from one of the encoders, or the end of its output.
+enum FromEncoder {
+    Tag(Tag),
+    End(&'static str, Result<(), String>),
+}
+
+/// Reads the FLV an encoder writes to its stdout and passes on its `kind` tags.
+fn read_encoder(
+    name: &'static str,
+    mut out: ChildStdout,
+    kind: TagKind,
+    to_publisher: mpsc::Sender<FromEncoder>,
+) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(format!("{name}-reader"))
+        .spawn(move || {
+            let mut demuxer = Demuxer::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let end = loop {
+                let n = match out.read(&mut buf) {
+                    Ok(0) => break demuxer.finish().map_err(|e| e.to_string()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e.to_string()),
+                };
+                demuxer.push_slice(&buf[..n]);
+                let mut failed = None;
+                while let Some(event) = demuxer.poll() {
+                    match event {
+                        Ok(Event::Tag(tag)) if tag.kind == kind => {
+                            if to_publisher.send(FromEncoder::Tag(tag)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.is_fatal() => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if let Some(e) = failed {
+                    break Err(format!("its FLV output: {e}"));
+                }
+            };
+            let _ = to_publisher.send(FromEncoder::End(name, end));
+        })
+        .expect("spawning an encoder reader thread")
+}
+
+/// Publishes the encoders' tags in arrival order, on the common timeline ([`Retimer`]),
+/// until every encoder's output has ended or publishing fails.
+fn publish(
+    mut publisher: Publisher,
+    fps: u32,
+    encoders: usize,
+    from_encoders: mpsc::Receiver<FromEncoder>,
+    slots: mpsc::Receiver<u64>,
+    failures: mpsc::Sender<Failure>,
+) -> thread::JoinHandle<Published> {
+    thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            let mut retimer = Retimer::new(fps);
+            let mut published = Published::default();
+            let mut open = encoders;
+            while open > 0 {
+                let Ok(item) = from_encoders.recv() else {
+                    break;
+                };
+                let tag = match item {
+                    FromEncoder::Tag(tag) => tag,
+                    FromEncoder::End(name, result) => {
+                        open -= 1;
+                        if let Err(e) = result {
+                            let _ = failures
+                                .send(Failure::Encoder(format!("reading the {name} ffmpeg: {e}")));
+                        }
+                        continue;
+                    }
+                };
+                let ts = match tag.kind {
+                    TagKind::Video => {
+                        let frame = retime::is_video_frame(&tag.body);
+                        // The pacer sends a frame's slot as it hands the frame over, long
+                        // before the encoded frame comes back.
+                        let slot = frame
+                            .then(|| slots.recv_timeout(Duration::from_millis(50)).ok())
+                            .flatten();
+                        published.video += 1;
+                        retimer.video(tag.timestamp, frame, slot)
+                    }
+                    TagKind::Audio => {
+                        match retimer.audio(tag.timestamp, retime::is_audio_frame(&tag.body)) {
+                            Some(ts) => {
+                                published.audio += 1;
+                                ts
+                            }
+                            None => continue,
+                        }
+                    }
+                    TagKind::Script => continue,
+                };
+                if let Err(e) = publisher.send(tag.kind, ts, tag.body) {
+                    let _ = failures.send(Failure::Publish(format!("publishing: {e}")));
+                    return published;
+                }
+            }
+            publisher.finish();
+            published
+        })
+        .expect("spawning the publisher thread")
+}
+
+/// Writes the tone to the audio encoder in 10 ms chunks, each when its last sample is due
+/// (as a capture device delivers sound), sample 0 at `start`, until `done` is set.
+fn write_tone(
+    tone: Tone,
+    mut stdin: ChildStdin,
+    start: Instant,
+    done: Arc<AtomicBool>,
+    failures: mpsc::Sender<Failure>,
+) -> thread::JoinHandle<()> {
+    const CHUNK: u64 = tone::SAMPLE_RATE as u64 / 100;
+    thread::Builder::new()
+        .name("tone-writer".into())
+        .spawn(move || {
+            let mut buf = Vec::new();
+            let mut n = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                let due = start
+                    + Duration::from_nanos(
+                        (n + CHUNK) * 1_000_000_000 / u64::from(tone::SAMPLE_RATE),
+                    );
+                let now = Instant::now();
+                if now < due {
+                    thread::sleep((due - now).min(Duration::from_millis(50)));
+                    continue;
+                }
+                buf.clear();
+                tone.render(n, CHUNK as usize, &mut buf);
+                if let Err(e) = stdin.write_all(&buf) {
+                    if !done.load(Ordering::SeqCst) {
+                        let _ = failures.send(Failure::Encoder(format!(
+                            "writing to the audio ffmpeg: {e}"
+                        )));
+                    }
+                    return;
+                }
+                n += CHUNK;
+            }
+        })
+        .expect("spawning the tone thread")
+}
+
+/// Waits up to `limit` for a thread, then leaves it (the process is ending).
+fn join_within<T>(handle: thread::JoinHandle<T>, limit: Duration) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    while !handle.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if handle.is_finished() {
+        handle.join().ok()
+    } else {
+        None
+    }
+}
+
+/// Starts the tone, the readers and the publisher, then paces frames (renders, stamps and
+/// hands over a frame per slot) until told to stop; then stops everything.
 fn run(
     cli: &Cli,
     config: &Config,
-    child: &mut std::process::Child,
-    mut stdin: std::process::ChildStdin,
-) -> (Stop, Stats, thread::JoinHandle<()>) {
+    encoders: &mut Encoders,
+    tone: Option<Tone>,
+    publisher: Publisher,
+) -> (Stop, Stats) {
     let (w, h) = (config.size.width, config.size.height);
     let fps = u64::from(config.fps);
-    // Rendezvous: try_send succeeds only when the writer is waiting, i.e. idle.
+    let (failed_tx, failed) = mpsc::channel::<Failure>();
+    let (to_publisher, from_encoders) = mpsc::channel::<FromEncoder>();
+    let (slot_tx, slots) = mpsc::channel::<u64>();
+    let done = Arc::new(AtomicBool::new(false));
+
+    let mut readers = vec![read_encoder(
+        "video",
+        encoders.video.stdout.take().expect("video ffmpeg stdout"),
+        TagKind::Video,
+        to_publisher.clone(),
+    )];
+    let start = Instant::now();
+    let start_unix = unix_ms();
+    let mut tone_writer = None;
+    if let (Some(tone), Some(audio)) = (tone, encoders.audio.as_mut()) {
+        readers.push(read_encoder(
+            "audio",
+            audio.stdout.take().expect("audio ffmpeg stdout"),
+            TagKind::Audio,
+            to_publisher.clone(),
+        ));
+        let stdin = audio.stdin.take().expect("audio ffmpeg stdin");
+        tone_writer = Some(write_tone(
+            tone,
+            stdin,
+            start,
+            done.clone(),
+            failed_tx.clone(),
+        ));
+    }
+    drop(to_publisher);
+    let publisher = publish(
+        publisher,
+        config.fps,
+        readers.len(),
+        from_encoders,
+        slots,
+        failed_tx.clone(),
+    );
+
+    // Video frames go to a writer thread over a rendezvous channel: try_send succeeds only
+    // when the writer is waiting, i.e. idle.
+    let mut stdin = encoders.video.stdin.take().expect("video ffmpeg stdin");
     let (to_writer, from_pacer) = mpsc::sync_channel::<I420>(0);
     let (give_back, recycled) = mpsc::channel::<I420>();
-    let (write_err_tx, write_err) = mpsc::channel::<std::io::Error>();
-    let writer = thread::Builder::new()
-        .name("ffmpeg-writer".into())
-        .spawn(move || {
-            for frame in from_pacer {
-                if let Err(e) = stdin.write_all(frame.data()) {
-                    let _ = write_err_tx.send(e);
-                    return;
+    let writer = {
+        let failed_tx = failed_tx.clone();
+        thread::Builder::new()
+            .name("ffmpeg-writer".into())
+            .spawn(move || {
+                for frame in from_pacer {
+                    if let Err(e) = stdin.write_all(frame.data()) {
+                        let _ = failed_tx.send(Failure::Encoder(format!(
+                            "writing to the video ffmpeg: {e}"
+                        )));
+                        return;
+                    }
+                    let _ = give_back.send(frame);
                 }
-                let _ = give_back.send(frame);
-            }
-        })
-        .expect("spawning the writer thread");
+            })
+            .expect("spawning the writer thread")
+    };
+    drop(failed_tx);
 
     let mut picture = Picture::new(w, h, config.fps);
     let mut spare: Vec<I420> = Vec::new();
-    let start = Instant::now();
-    let start_unix = unix_ms();
     let due = |k: u64| start + Duration::from_nanos(k * 1_000_000_000 / fps);
     let period = Duration::from_nanos(1_000_000_000 / fps);
     let limit = (cli.duration > 0.0).then(|| Duration::from_secs_f64(cli.duration));
@@ -230,18 +508,17 @@ fn run(
         if sig != 0 {
             break Stop::Signal(sig);
         }
-        if let Ok(e) = write_err.try_recv() {
-            // Prefer ffmpeg's own exit, which explains the broken pipe.
-            thread::sleep(Duration::from_millis(200));
-            match child.try_wait() {
-                Ok(Some(status)) => break Stop::FfmpegExited(status),
-                _ => break Stop::WriteFailed(e),
+        match failed.try_recv() {
+            Ok(Failure::Publish(why)) => break Stop::Failed(why),
+            Ok(Failure::Encoder(why)) => {
+                // Prefer the encoder's own exit, which explains a broken pipe.
+                thread::sleep(Duration::from_millis(200));
+                break Stop::Failed(encoders.exited().unwrap_or(why));
             }
+            Err(_) => {}
         }
-        match child.try_wait() {
-            Ok(Some(status)) => break Stop::FfmpegExited(status),
-            Ok(None) => {}
-            Err(e) => break Stop::WriteFailed(e),
+        if let Some(why) = encoders.exited() {
+            break Stop::Failed(format!("{why}; see its messages above"));
         }
         let now = Instant::now();
         if limit.is_some_and(|l| now - start >= l) {
@@ -271,7 +548,7 @@ fn run(
         let slot = due(k);
         picture.render(
             &mut frame,
-            written,
+            k,
             start_unix + (slot - start).as_millis() as u64,
         );
 
@@ -295,6 +572,7 @@ fn run(
             barcode::encode(&mut frame, unix_ms());
             match to_writer.try_send(frame) {
                 Ok(()) => {
+                    let _ = slot_tx.send(k);
                     written += 1;
                     break;
                 }
@@ -318,14 +596,27 @@ fn run(
         k += 1;
     };
     let elapsed = start.elapsed();
-    // The writer ends when its current write completes, or fails once ffmpeg is stopped.
+
+    // Closing the encoders' inputs ends them; their outputs then end, which ends the readers
+    // and (once both are done) the publisher.
+    done.store(true, Ordering::SeqCst);
     drop(to_writer);
+    encoders.stop();
+    let _ = join_within(writer, Duration::from_secs(1));
+    if let Some(t) = tone_writer {
+        let _ = join_within(t, Duration::from_secs(1));
+    }
+    for r in readers {
+        let _ = join_within(r, Duration::from_secs(2));
+    }
+    let published = join_within(publisher, Duration::from_secs(3)).unwrap_or_default();
     let stats = Stats {
         written,
         dropped,
+        published,
         elapsed,
     };
-    (stop, stats, writer)
+    (stop, stats)
 }
 
 /// `--read`: decodes the barcode of every frame in `path` and prints its time and age.

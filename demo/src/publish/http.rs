@@ -1,0 +1,181 @@
+//! FLV in a chunked HTTP `PUT` (the relay's `/ingest/NAME?key=KEY`): the request head, then
+//! the FLV header, an `onMetaData` tag and one chunk per tag, each written as it comes. A
+//! reader thread waits for the relay's response: while publishing, any response (a refusal,
+//! or the end) means the stream is over.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+
+use lockstep_media::flv::amf0::Value;
+use lockstep_media::flv::metadata::{CodecId, Metadata};
+use lockstep_media::flv::tag::write_tag;
+use lockstep_media::flv::TagKind;
+
+use super::{connect_tcp, host_port, Failure, PublishError, StreamInfo};
+
+/// A streaming `PUT`.
+pub struct HttpPublisher {
+    stream: TcpStream,
+    failure: Failure,
+    reader: Option<thread::JoinHandle<()>>,
+    buf: Vec<u8>,
+}
+
+/// The status line and the start of the body of a response, for a message.
+fn describe(response: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&response[..response.len().min(300)]);
+    let status = text.lines().next().unwrap_or("").trim().to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+    if body.is_empty() {
+        status
+    } else {
+        format!("{status}: {body}")
+    }
+}
+
+impl HttpPublisher {
+    pub fn connect(raw_url: &str, info: &StreamInfo) -> Result<Self, PublishError> {
+        let url = url::Url::parse(raw_url)
+            .map_err(|e| PublishError::BadUrl(raw_url.into(), e.to_string()))?;
+        let (host, port) = host_port(&url, 80)?;
+        let mut target = url.path().to_string();
+        if let Some(q) = url.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let mut stream = connect_tcp(&host, port)?;
+        let host_header = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
+            None => url.host_str().unwrap_or(&host).to_string(),
+        };
+        let head = format!(
+            "PUT {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: lockstep-test-source\r\n\
+             Content-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes())?;
+
+        let failure = Failure::default();
+        let reader = {
+            let mut read_side = stream.try_clone()?;
+            let failure = failure.clone();
+            thread::Builder::new()
+                .name("http-reader".into())
+                .spawn(move || {
+                    let mut response = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        match read_side.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                response.extend_from_slice(&buf[..n]);
+                                if response.len() > 4096
+                                    || response.windows(4).any(|w| w == b"\r\n\r\n")
+                                {
+                                    // Give the body a moment to follow the head.
+                                    read_side
+                                        .set_read_timeout(Some(std::time::Duration::from_millis(
+                                            200,
+                                        )))
+                                        .ok();
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    failure.set(if response.is_empty() {
+                        PublishError::Closed(String::new())
+                    } else {
+                        PublishError::Refused(describe(&response))
+                    });
+                })?
+        };
+
+        let mut publisher = HttpPublisher {
+            stream,
+            failure,
+            reader: Some(reader),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        // FLV header: signature, version 1, flags (audio 4, video 1), header size 9, then
+        // PreviousTagSize0.
+        let flags = 1 | if info.audio.is_some() { 4 } else { 0 };
+        let mut first = vec![b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0];
+        write_tag(
+            &mut first,
+            TagKind::Script,
+            0,
+            &metadata(info).to_script_body(),
+        );
+        publisher.write_chunk(&first)?;
+        Ok(publisher)
+    }
+
+    fn write_chunk(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
+        self.buf.clear();
+        write!(self.buf, "{:x}\r\n", data.len())?;
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"\r\n");
+        self.stream.write_all(&self.buf)?;
+        Ok(())
+    }
+
+    pub fn send(&mut self, kind: TagKind, ts: u32, body: &[u8]) -> Result<(), PublishError> {
+        let mut tag = Vec::with_capacity(body.len() + 15);
+        write_tag(&mut tag, kind, ts, body);
+        self.write_chunk(&tag)
+    }
+
+    pub fn finish(mut self) {
+        let _ = self.stream.write_all(b"0\r\n\r\n");
+        // The relay answers when the body ends; wait for that a second at most.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        if let Some(r) = self.reader.take() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while !r.is_finished() && std::time::Instant::now() < deadline {
+                thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            let _ = r.join();
+        }
+    }
+}
+
+/// `onMetaData` for the stream.
+fn metadata(info: &StreamInfo) -> Metadata {
+    let mut m = Metadata {
+        width: Some(f64::from(info.width)),
+        height: Some(f64::from(info.height)),
+        frame_rate: Some(f64::from(info.fps)),
+        video_codec_id: Some(CodecId::Number(7.0)),
+        video_data_rate: Some(f64::from(info.video_kbps)),
+        duration: Some(0.0),
+        encoder: Some("lockstep-test-source".into()),
+        ..Metadata::default()
+    };
+    if let Some((rate, channels, kbps)) = info.audio {
+        m.audio_codec_id = Some(CodecId::Number(10.0));
+        m.audio_sample_rate = Some(f64::from(rate));
+        m.audio_sample_size = Some(16.0);
+        m.stereo = Some(channels == 2);
+        m.audio_data_rate = Some(f64::from(kbps));
+        m.other
+            .push(("audiochannels".into(), Value::Number(f64::from(channels))));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_refusal() {
+        let r = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\n\r\nwrong key";
+        assert_eq!(describe(r), "HTTP/1.1 403 Forbidden: wrong key");
+        assert_eq!(describe(b"HTTP/1.1 200 OK\r\n\r\n"), "HTTP/1.1 200 OK");
+    }
+}
