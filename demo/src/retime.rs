@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(r.video(33, true, Some(3)), 100);
         assert_eq!(r.video(67, true, Some(4)), 133);
         // Unknown slot: the same shift.
-        assert_eq!(r.video(100, true, None), 167);
+        assert_eq!(r.video(100, true, None), 166);
         assert_eq!(r.video(133, true, Some(6)), 200);
     }
 
