@@ -1,6 +1,8 @@
 //! Playback control logic of the player: plain Rust, no `web-sys`, driven by explicit clocks
 //! so it can be unit-tested natively with simulated time.
 //!
+//! * [`audio_lag`]: [`audio_lag::AudioLag`], how far audio may trail the video (WebCodecs) when
+//!   it cannot arrive in time for the shared delay.
 //! * [`arrival`]: [`arrival::ArrivalLatency`], how late frames arrive (level, not spread).
 //! * [`jitter`]: [`jitter::ArrivalJitter`], sliding-window arrival jitter of received frames.
 //! * [`latency`]: [`latency::LatencyController`], keeps the player's latency at the channel's
@@ -9,5 +11,6 @@
 //! See `docs/LATENCY.md` for the algorithm, its parameters and the simulation results.
 
 pub mod arrival;
+pub mod audio_lag;
 pub mod jitter;
 pub mod latency;

@@ -18,6 +18,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{HtmlVideoElement, VisibilityState};
 
 use crate::control::arrival::ArrivalLatency;
+use crate::control::audio_lag::AudioLag;
 use crate::control::jitter::ArrivalJitter;
 use crate::control::latency::{Decision, LatencyConfig, LatencyController, Observation};
 use crate::session::{Action, Session, SinkKind};
@@ -104,6 +105,10 @@ pub struct Inner {
     controller: LatencyController,
     jitter: ArrivalJitter,
     arrival: ArrivalLatency,
+    /// How late audio frames arrive (as `arrival` for video).
+    audio_arrival: ArrivalLatency,
+    /// How far audio trails the video in WebCodecs mode.
+    audio_lag: AudioLag,
     pub state: State,
     error: Option<String>,
     reconnect_attempt: u32,
@@ -187,6 +192,8 @@ impl Inner {
                 controller,
                 jitter: ArrivalJitter::default(),
                 arrival: ArrivalLatency::default(),
+                audio_arrival: ArrivalLatency::default(),
+                audio_lag: AudioLag::default(),
                 state: State::Connecting,
                 error: None,
                 reconnect_attempt: 0,
@@ -339,10 +346,11 @@ impl Inner {
                         if let Some((video, ts)) = media_ts {
                             let now = now_ms();
                             self.jitter.on_arrival(now, ts as f64);
-                            if video {
-                                if let Some(a) = self.session.arrival_latency_ms(ts, local_now_us())
-                                {
+                            if let Some(a) = self.session.arrival_latency_ms(ts, local_now_us()) {
+                                if video {
                                     self.arrival.on_arrival(now, a);
+                                } else {
+                                    self.audio_arrival.on_arrival(now, a);
                                 }
                             }
                         }
@@ -402,6 +410,7 @@ impl Inner {
                     }
                     self.jitter.reset();
                     self.arrival.reset();
+                    self.audio_arrival.reset();
                     self.controller.reset();
                     self.events.push((
                         "discontinuity",

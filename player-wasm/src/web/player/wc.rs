@@ -92,7 +92,8 @@ impl Inner {
             }
             WcEvent::Audio(a) => {
                 wc.failures[1] = 0;
-                let due = self.due_ms(a.0.timestamp() / 1000.0);
+                let lag = self.audio_lag.lag_ms();
+                let due = self.due_ms(a.0.timestamp() / 1000.0).map(|d| d + lag);
                 match (due, self.wc.as_mut().and_then(|wc| wc.audio.as_mut())) {
                     (Some(due), Some(pipe)) => pipe.schedule(a, due, now),
                     (None, Some(pipe)) => pipe.dropped += 1,
@@ -144,6 +145,7 @@ impl Inner {
             // Frames of the join backlog arrived late, and queued in the decoder, by design:
             // measure from here on.
             self.arrival.reset();
+            self.audio_arrival.reset();
             if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
                 v.reset_decode_times();
             }
@@ -171,6 +173,7 @@ impl Inner {
             if self.startup_ms.is_none() {
                 self.startup_ms = Some(now - self.created_ms);
                 self.arrival.reset();
+                self.audio_arrival.reset();
             }
             self.set_state(State::Playing);
         }
@@ -184,6 +187,10 @@ impl Inner {
             } else {
                 self.wc_floor_ms + (need - self.wc_floor_ms) * 0.01
             };
+            if let Some(need) = self.wc_audio_need_ms() {
+                let d = self.wc_delay_ms();
+                self.audio_lag.update(need, d);
+            }
         }
         let now_us = local_now_us();
         self.last_latency = match (on_screen, has_video) {
@@ -204,21 +211,31 @@ impl Inner {
         }
     }
 
-    /// What this viewer needs to present on time: arrival p95 plus, for video, decode p95 and
-    /// one refresh; for audio, the output path (base + output latency) and its decode. Audio
-    /// scheduled later than that would be dropped, so D must cover it too.
+    /// The least delay at which audio is heard on time: its arrival p95, decode and output
+    /// path (base + output latency). `None` without audio or arrivals yet.
+    fn wc_audio_need_ms(&self) -> Option<f64> {
+        let out = self.wc.as_ref()?.audio.as_ref()?.output_latency_ms();
+        let arrival = self.audio_arrival.quantile(0.95)?.max(0.0);
+        Some(arrival + AUDIO_DECODE_MS + out + WC_SLACK_MS)
+    }
+
+    /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
+    /// one refresh; for audio, what it needs less the most it may trail the video
+    /// ([`AudioLag`]): audio that arrives later than that is played late, not D raised for it.
     pub(super) fn wc_required_ms(&self) -> f64 {
-        let wc = self.wc.as_ref();
-        let decode = wc
+        let decode = self
+            .wc
+            .as_ref()
             .and_then(|wc| wc.video.as_ref())
             .and_then(|v| v.decode_p95())
             .unwrap_or(0.0);
-        let audio = wc
-            .and_then(|wc| wc.audio.as_ref())
-            .map_or(0.0, |a| a.output_latency_ms() + AUDIO_DECODE_MS);
-        self.arrival
-            .required_ms((decode + REFRESH_MS).max(audio))
-            .unwrap_or(WC_TARGET_MS)
+        let video = self.arrival.required_ms(decode + REFRESH_MS);
+        let audio = self.wc_audio_need_ms().map(AudioLag::min_delay_ms);
+        match (video, audio) {
+            (Some(v), Some(a)) => v.max(a),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => WC_TARGET_MS,
+        }
     }
 
     pub(super) fn wc_feedback(&mut self) {
@@ -301,13 +318,17 @@ impl Inner {
             set("audioContext", JsValue::from_str(a.state()));
             set("audioScheduled", JsValue::from_f64(a.scheduled as f64));
             set("audioDropped", JsValue::from_f64(a.dropped as f64));
-            // Audio start error minus video write error: > 0 when audio leaves later.
+            // The lag plus audio start error minus video write error: > 0 when audio leaves
+            // later.
             let video_err = wc
                 .video
                 .as_ref()
                 .and_then(|v| v.present_error_ms)
                 .unwrap_or(0.0);
-            set("avOffsetMs", num(a.error_ms.map(|e| e - video_err)));
+            let lag = self.audio_lag.lag_ms();
+            set("audioLagMs", JsValue::from_f64(lag));
+            set("audioArrivalP95Ms", num(self.audio_arrival.quantile(0.95)));
+            set("avOffsetMs", num(a.error_ms.map(|e| lag + e - video_err)));
         }
     }
 
@@ -327,6 +348,8 @@ impl Inner {
         self.started = false;
         self.wc_floor_ms = 0.0;
         self.arrival.reset();
+        self.audio_arrival.reset();
+        self.audio_lag.reset();
         self.jitter.reset();
         self.controller.reset();
         self.events.push(("fallback", JsValue::from_str(&f.0)));
