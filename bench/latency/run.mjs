@@ -41,7 +41,7 @@ const DOC = path.join(ROOT, 'docs', 'LATENCY-BENCH.md');
 // Options
 
 function parseOptions(argv) {
-  const o = { seconds: 30, warmup: 5, size: '640x360', only: null, doc: true, bitrate: '2M', maxLoad: 0 };
+  const o = { seconds: 30, warmup: 5, size: '640x360', only: null, doc: true, bitrate: '2M', maxLoad: 0, audio: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -54,9 +54,11 @@ function parseOptions(argv) {
     else if (a === '--bitrate') o.bitrate = v();
     else if (a === '--only') o.only = v().split(',');
     else if (a === '--no-doc') o.doc = false;
+    else if (a === '--no-audio') o.audio = false;
     else if (a === '--max-load') o.maxLoad = Number(v());
     else if (a === '-h' || a === '--help') {
-      console.log('node bench/latency/run.mjs [--seconds 30] [--warmup 5] [--size 640x360|1280x720] [--bitrate 2M] [--only ID,ID] [--max-load L] [--no-doc]');
+      console.log('node bench/latency/run.mjs [--seconds 30] [--warmup 5] [--size 640x360|1280x720] [--bitrate 2M] [--only ID,ID] [--max-load L] [--no-audio] [--no-doc]');
+      console.log('  --no-audio: the source sends video only (the video path alone, as WebRTC video-only figures)');
       console.log('  --max-load L: before each row, wait (up to 3 min) until the 1-minute load average is below L');
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
@@ -227,7 +229,9 @@ async function measure(browser, row, opts) {
         const s = el && el.player && el.player.stats;
         const last = window.lockstepProbe.last();
         return s ? { latencyMs: s.latencyMs, bufferMs: s.bufferMs, playbackRate: s.playbackRate, targetMs: s.targetLatencyMs,
-          jitterMs: s.jitterMs, seeks: s.seeks, g2g: last && last.latencyMs } : null;
+          jitterMs: s.jitterMs, seeks: s.seeks, g2g: last && last.latencyMs, arrivalP95Ms: s.arrivalP95Ms,
+          audioArrivalP95Ms: s.audioArrivalP95Ms, audioLagMs: s.audioLagMs, avOffsetMs: s.avOffsetMs,
+          audioScheduled: s.audioScheduled, audioDropped: s.audioDropped } : null;
       });
       if (st) playerStats.push(st);
     }
@@ -262,6 +266,16 @@ async function measure(browser, row, opts) {
       rate: avg(playerStats.map((x) => x.playbackRate).filter((x) => typeof x === 'number')),
       targetMs: avg(playerStats.map((x) => x.targetMs).filter((x) => typeof x === 'number')),
       jitterMs: avg(playerStats.map((x) => x.jitterMs).filter((x) => typeof x === 'number')),
+      arrivalP95Ms: avg(playerStats.map((x) => x.arrivalP95Ms).filter((x) => typeof x === 'number')),
+      audioArrivalP95Ms: avg(playerStats.map((x) => x.audioArrivalP95Ms).filter((x) => typeof x === 'number')),
+      audioLagMs: avg(playerStats.map((x) => x.audioLagMs).filter((x) => typeof x === 'number')),
+      avOffsetMs: avg(playerStats.map((x) => x.avOffsetMs).filter((x) => typeof x === 'number')),
+      audioShare: (() => {
+        const a = playerStats[0], b = playerStats[playerStats.length - 1];
+        if (!a || typeof b.audioScheduled !== 'number') return null;
+        const sched = b.audioScheduled - a.audioScheduled, drop = b.audioDropped - a.audioDropped;
+        return sched + drop > 0 ? sched / (sched + drop) : null;
+      })(),
       seeks: playerStats.length ? playerStats[playerStats.length - 1].seeks - playerStats[0].seeks : null,
       errors: [...r.errors, ...problems].slice(0, 5),
     };
@@ -287,9 +301,10 @@ function table(results) {
 function lockstepTable(results) {
   const rows = results.filter((r) => r.ok && r.playerLatencyMs !== null && r.playerLatencyMs !== undefined);
   if (!rows.length) return '';
-  return ['| Lockstep row | glass-to-glass mean ms | player-reported latency ms (relay now − ingest of frame on screen) | difference ≈ source → relay ingest + display ms | effective target ms | arrival jitter ms | buffer ms | playback rate | seeks |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.system}, ${r.settings} | ${f0(r.g2gAtStatsMs)} | ${f0(r.playerLatencyMs)} | ${f0(r.g2gAtStatsMs - r.playerLatencyMs)} | ${f0(r.targetMs)} | ${f0(r.jitterMs)} | ${f0(r.bufferMs)} | ${r.rate?.toFixed(3) ?? '–'} | ${r.seeks ?? '–'} |`)].join('\n');
+  const pct = (x) => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(0)} %`);
+  return ['| Lockstep row | glass-to-glass mean ms | player-reported latency ms (relay now − ingest of frame on screen) | difference ≈ source → relay ingest + display ms | effective target ms | video arrival p95 ms | audio arrival p95 ms | audio lag ms (WebCodecs) | A/V offset ms | audio played | arrival jitter ms | buffer ms | playback rate | seeks |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.system}, ${r.settings} | ${f0(r.g2gAtStatsMs)} | ${f0(r.playerLatencyMs)} | ${f0(r.g2gAtStatsMs - r.playerLatencyMs)} | ${f0(r.targetMs)} | ${f0(r.arrivalP95Ms)} | ${f0(r.audioArrivalP95Ms)} | ${f0(r.audioLagMs)} | ${f0(r.avOffsetMs)} | ${pct(r.audioShare)} | ${f0(r.jitterMs)} | ${f0(r.bufferMs)} | ${r.rate?.toFixed(3) ?? '–'} | ${r.seeks ?? '–'} |`)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,9 +353,10 @@ async function main() {
     const total = rows.length * (opts.seconds + opts.warmup + 30 + (opts.maxLoad > 0 ? 180 : 0)) + 120;
     const [W] = opts.size.split('x');
     const srcArgs = ['--url', `rtmp://127.0.0.1:${ports.relayRtmp}/live/bench`, '--size', opts.size, '--fps', '30',
-      '--bitrate', opts.bitrate, '--gop-seconds', '1', '--bframes', '0', '--duration', String(total)];
+      '--bitrate', opts.bitrate, '--gop-seconds', '1', '--bframes', '0', '--duration', String(total),
+      ...(opts.audio ? [] : ['--no-audio'])];
     const source = await startProcess('test source', sourceBin, srcArgs);
-    const sourceDesc = `${path.relative(ROOT, sourceBin)} (x264 ultrafast/zerolatency via its ffmpeg child, AAC audio)`;
+    const sourceDesc = `${path.relative(ROOT, sourceBin)} (x264 ultrafast/zerolatency and AAC in two ffmpeg children, ${opts.audio ? 'AAC audio' : 'no audio track'})`;
     console.log(`# source: ${sourceDesc}, ${opts.size} 30 fps ${opts.bitrate} 1 s GOP, no B-frames (width ${W})`);
     await waitFor('relay channel bench live', async () => {
       const { channels } = await getJson(`http://127.0.0.1:${ports.relayHttp}/api/channels`);
@@ -349,18 +365,21 @@ async function main() {
 
     // The copy hops, from the relay's HTTP-FLV: to node-media-server, nginx-rtmp, and back into
     // the relay as channel "hop".
-    const flvIn = `http://127.0.0.1:${ports.relayHttp}/live/bench.flv`;
-    const hop = (name, out) => startProcess(name, 'ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin',
-      '-fflags', 'nobuffer', '-i', flvIn, '-c', 'copy', '-f', 'flv', out]);
-    await hop('copy to nms', `rtmp://127.0.0.1:${ports.nmsRtmp}/live/bench`);
-    await hop('copy to nginx', `rtmp://127.0.0.1:${ports.nginxRtmp}/live/bench`);
-    await hop('copy to relay', `rtmp://127.0.0.1:${ports.relayRtmp}/live/hop`);
-    await waitFor('relay channel hop live', async () => {
-      const { channels } = await getJson(`http://127.0.0.1:${ports.relayHttp}/api/channels`);
-      return channels.some((c) => c.name === 'hop' && c.live);
-    }, 20000);
-    await waitFor('nginx HLS playlist', () => existsSync(path.join(tmp, 'hls', 'bench.m3u8')), 20000);
-    await sleep(3000); // a few fragments in the playlist
+    // (Only when a row plays through them.)
+    if (rows.some((r) => !['lockstep-webcodecs', 'lockstep-mse'].includes(r.id))) {
+      const flvIn = `http://127.0.0.1:${ports.relayHttp}/live/bench.flv`;
+      const hop = (name, out) => startProcess(name, 'ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin',
+        '-fflags', 'nobuffer', '-i', flvIn, '-c', 'copy', '-f', 'flv', out]);
+      await hop('copy to nms', `rtmp://127.0.0.1:${ports.nmsRtmp}/live/bench`);
+      await hop('copy to nginx', `rtmp://127.0.0.1:${ports.nginxRtmp}/live/bench`);
+      await hop('copy to relay', `rtmp://127.0.0.1:${ports.relayRtmp}/live/hop`);
+      await waitFor('relay channel hop live', async () => {
+        const { channels } = await getJson(`http://127.0.0.1:${ports.relayHttp}/api/channels`);
+        return channels.some((c) => c.name === 'hop' && c.live);
+      }, 20000);
+      await waitFor('nginx HLS playlist', () => existsSync(path.join(tmp, 'hls', 'bench.m3u8')), 20000);
+      await sleep(3000); // a few fragments in the playlist
+    }
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
     const browserVersion = browser.version();

@@ -620,3 +620,75 @@ async fn garbage_rtmp_does_not_disturb_the_relay() {
     );
     relay.assert_alive();
 }
+
+/// Polls `/api/channels` until every channel in `names` is live with its codecs known.
+async fn wait_codecs(http: SocketAddr, names: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(format!("http://{http}/api/channels"))
+            .await
+            .expect("GET /api/channels")
+            .text()
+            .await
+            .expect("channels body");
+        let list: serde_json::Value = serde_json::from_str(&text).expect("channels JSON");
+        let ready = |name: &&str| {
+            list["channels"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["name"] == *name && c["live"] == true && !c["video_codec"].is_null())
+            })
+        };
+        if names.iter().all(ready) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "channels not live: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_flv_header_announces_the_channels_tracks() {
+    // A video-only file beside the audio + video one: a consumer such as ffmpeg waits for a
+    // track the header announces, so the flags must match.
+    let video_only = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("video-only-{}.flv", std::process::id()));
+    let status = std::process::Command::new(FFMPEG)
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=30",
+            "-t",
+            "3",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-an"])
+        .args(["-f", "flv"])
+        .arg(&video_only)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("running ffmpeg");
+    assert!(
+        status.success(),
+        "ffmpeg could not make the video-only file"
+    );
+    let av = format!("av={}", src_path());
+    let v = format!("v={}", video_only.display());
+    let relay = Relay::start(&["--file", &av, "--file", &v, "--loop"]).await;
+    wait_codecs(relay.http, &["av", "v"]).await;
+    for (name, flags) in [("av", 0x05u8), ("v", 0x01)] {
+        let mut body = open_viewer(relay.http, name).await.bytes_stream();
+        let mut head = Vec::new();
+        while head.len() < 13 {
+            let chunk = timeout(Duration::from_secs(5), body.next())
+                .await
+                .expect("FLV header timed out")
+                .expect("stream ended")
+                .expect("body chunk");
+            head.extend_from_slice(&chunk);
+        }
+        assert_eq!(&head[..3], b"FLV");
+        assert_eq!(head[4], flags, "channel {name}: header flags");
+    }
+    let _ = std::fs::remove_file(&video_only);
+}

@@ -159,6 +159,22 @@ impl Channel {
         lock(&self.publisher).is_some()
     }
 
+    /// Which tracks the channel carries, `(audio, video)`, from its configurations, frames
+    /// and metadata: for the FLV header's flags. Before anything is known, both.
+    pub fn tracks(&self) -> (bool, bool) {
+        let s = self.state();
+        let meta = s.metadata.as_ref();
+        let audio =
+            s.facts.audio_codec.is_some() || meta.is_some_and(|m| m.audio_codec_id.is_some());
+        let video =
+            s.facts.video_codec.is_some() || meta.is_some_and(|m| m.video_codec_id.is_some());
+        if audio || video {
+            (audio, video)
+        } else {
+            (true, true)
+        }
+    }
+
     /// The shared playout delay D announced in StreamInfo (ms, 0 = unset).
     pub fn delay_ms(&self) -> u32 {
         self.state().delay_ms

@@ -93,8 +93,11 @@ fn flv_stream(
     stream::unfold(viewer, |mut v| async move {
         if !v.header_sent {
             v.header_sent = true;
+            // Flags for the tracks the channel has: a consumer such as ffmpeg waits for a
+            // track the header announces.
+            let (audio, video) = v.channel.tracks();
             let mut out = Vec::with_capacity(13);
-            write_file_header(&mut out, true, true);
+            write_file_header(&mut out, audio, video);
             return Some((Ok(Bytes::from(out)), v));
         }
         if let Some(chunk) = v.chunks.pop_front() {
