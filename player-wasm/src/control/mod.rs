@@ -4,6 +4,8 @@
 //! * [`audio_lag`]: [`audio_lag::AudioLag`], how far audio may trail the video (WebCodecs) when
 //!   it cannot arrive in time for the shared delay.
 //! * [`arrival`]: [`arrival::ArrivalLatency`], how late frames arrive (level, not spread).
+//! * [`display_delay`]: [`display_delay::DisplayDelay`], from writing a frame (WebCodecs) to
+//!   its display.
 //! * [`jitter`]: [`jitter::ArrivalJitter`], sliding-window arrival jitter of received frames.
 //! * [`latency`]: [`latency::LatencyController`], keeps the player's latency at the channel's
 //!   shared delay with small `playbackRate` changes and, for large gaps, seeks.
@@ -12,5 +14,6 @@
 
 pub mod arrival;
 pub mod audio_lag;
+pub mod display_delay;
 pub mod jitter;
 pub mod latency;

@@ -38,6 +38,10 @@ const MAX_BACKOFF_MS: f64 = 5000.0;
 /// What MSE presentation needs beyond a frame's arrival (append, decode, one frame of
 /// buffer), ms: added to the arrival p95 for the latency this viewer can hold.
 const MSE_PRESENT_MS: f64 = 67.0;
+/// The same for audio: Chromium's audio renderer underflows (the element waits) with less
+/// than ~120 ms of audio buffered past the playhead (measured: a stall with 112 ms ahead,
+/// none with 127 ms), so audio must arrive that much before its turn, ms.
+const MSE_AUDIO_PRESENT_MS: f64 = 125.0;
 /// The WebCodecs path's own target latency (ms) when the relay announces no shared delay and
 /// the page sets none: arrival (a few ms on a LAN) + decode (2–5 ms at 360p–720p in software)
 /// + a margin for jitter; measured in docs/WEBCODECS.md.
@@ -103,7 +107,9 @@ pub struct Inner {
     socket: Option<Socket>,
     sink: Option<MseSink>,
     controller: LatencyController,
-    jitter: ArrivalJitter,
+    /// Arrival jitter per track (video, audio): each track's own spread. (Together they would
+    /// count the audio encoder's steady lag behind the video as jitter.)
+    jitter: [ArrivalJitter; 2],
     arrival: ArrivalLatency,
     /// How late audio frames arrive (as `arrival` for video).
     audio_arrival: ArrivalLatency,
@@ -190,7 +196,7 @@ impl Inner {
                 socket: None,
                 sink: None,
                 controller,
-                jitter: ArrivalJitter::default(),
+                jitter: Default::default(),
                 arrival: ArrivalLatency::default(),
                 audio_arrival: ArrivalLatency::default(),
                 audio_lag: AudioLag::default(),
@@ -345,7 +351,7 @@ impl Inner {
                         self.reconnect_attempt = 0;
                         if let Some((video, ts)) = media_ts {
                             let now = now_ms();
-                            self.jitter.on_arrival(now, ts as f64);
+                            self.jitter[usize::from(!video)].on_arrival(now, ts as f64);
                             if let Some(a) = self.session.arrival_latency_ms(ts, local_now_us()) {
                                 if video {
                                     self.arrival.on_arrival(now, a);
@@ -408,7 +414,7 @@ impl Inner {
                     if let Some(wc) = &mut self.wc {
                         wc.discontinuity();
                     }
-                    self.jitter.reset();
+                    self.jitter.iter_mut().for_each(ArrivalJitter::reset);
                     self.arrival.reset();
                     self.audio_arrival.reset();
                     self.controller.reset();
@@ -587,7 +593,7 @@ impl Inner {
             next_range_start_ms: next_start,
             stalled: self.stalled || self.video.ready_state() < 3,
             visible,
-            jitter_ms: self.jitter.jitter_ms(),
+            jitter_ms: self.jitter_ms(),
             frame_ms,
         };
         match self.controller.tick(&obs) {
@@ -630,14 +636,23 @@ impl Inner {
             .map_or(0.0, |(_, e)| (e - ct) * 1000.0)
     }
 
+    /// Arrival jitter, ms: the larger of the two tracks'.
+    fn jitter_ms(&self) -> f64 {
+        self.jitter[0].jitter_ms().max(self.jitter[1].jitter_ms())
+    }
+
     /// The lowest latency this viewer can hold: its controller's jitter and stall allowance,
     /// or how late frames arrive plus what MSE presentation needs, whichever is larger.
     fn required_ms(&self) -> f64 {
         if self.session.sink() == SinkKind::WebCodecs {
             return self.wc_required_ms();
         }
-        let arrival = self.arrival.required_ms(MSE_PRESENT_MS).unwrap_or(0.0);
-        self.controller.required_ms().max(arrival)
+        let video = self.arrival.required_ms(MSE_PRESENT_MS).unwrap_or(0.0);
+        let audio = self
+            .audio_arrival
+            .required_ms(MSE_AUDIO_PRESENT_MS)
+            .unwrap_or(0.0);
+        self.controller.required_ms().max(video).max(audio)
     }
 
     fn feedback(&mut self) {
@@ -718,7 +733,7 @@ impl Inner {
         );
         set("stalls", JsValue::from_f64(self.stalls as f64));
         set("seeks", JsValue::from_f64(self.seeks as f64));
-        set("jitterMs", JsValue::from_f64(self.jitter.jitter_ms()));
+        set("jitterMs", JsValue::from_f64(self.jitter_ms()));
         set("arrivalP95Ms", num(self.arrival.quantile(0.95)));
         set("requiredLatencyMs", JsValue::from_f64(self.required_ms()));
         set(

@@ -37,6 +37,15 @@ impl Inner {
         base.max(self.wc_floor_ms)
     }
 
+    /// From writing a frame to its display, ms: measured, else one refresh.
+    pub(super) fn wc_display_ms(&self) -> f64 {
+        self.wc
+            .as_ref()
+            .and_then(|wc| wc.video.as_ref())
+            .and_then(|v| v.display.delay_ms())
+            .unwrap_or(REFRESH_MS)
+    }
+
     /// performance.now() time (ms) at which the frame at media time `pts_ms` is due:
     /// its relay ingest time + D, converted from the relay clock to the local one.
     fn due_ms(&self, pts_ms: f64) -> Option<f64> {
@@ -59,7 +68,9 @@ impl Inner {
     pub(super) fn wc_apply(&mut self, a: Action) {
         let now = now_ms();
         let late = match &a {
-            Action::Decode(c) => self.due_ms(c.pts_ms).map(|d| now - d),
+            Action::Decode(c) => self
+                .due_ms(c.pts_ms)
+                .map(|d| now - (d - self.wc_display_ms())),
             _ => None,
         };
         let Some(wc) = &mut self.wc else { return };
@@ -83,7 +94,11 @@ impl Inner {
                     wc.failed(Some(TrackType::Video))
                 } else {
                     wc.failures[0] = 0;
-                    let due = self.due_ms(f.pts_ms()).unwrap_or(now);
+                    // Written ahead of its due time by the display delay, so that it is on
+                    // the glass at ingest + D.
+                    let due = self
+                        .due_ms(f.pts_ms())
+                        .map_or(now, |d| d - self.wc_display_ms());
                     if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
                         v.on_output(f, due, now);
                     }
@@ -114,6 +129,15 @@ impl Inner {
                     .into(),
                 );
                 wc.failed(Some(track))
+            }
+            WcEvent::Displayed {
+                presented,
+                expected,
+            } => {
+                if let Some(v) = wc.video.as_mut() {
+                    v.display.on_displayed(presented, expected);
+                }
+                Ok(())
             }
             WcEvent::Supported { ok, codec } => match wc.on_supported(ok, &codec) {
                 Ok(actions) => {
@@ -160,9 +184,14 @@ impl Inner {
     pub(super) fn wc_tick(&mut self) {
         let now = now_ms();
         let Some(wc) = &self.wc else { return };
+        let display = self.wc_display_ms();
         let (on_screen, has_video) = match &wc.video {
-            // The playhead: the frame on screen, advanced by the time since it was written.
-            Some(v) => (v.on_screen.map(|(pts, at)| pts + (now - at)), true),
+            // The playhead: the frame last written, advanced by the time since it was
+            // written, less the display delay (it reaches the screen that much later).
+            Some(v) => (
+                v.on_screen.map(|(pts, at)| pts + (now - at) - display),
+                true,
+            ),
             None => (None, false),
         };
         let decode_p95 = wc.video.as_ref().and_then(|v| v.decode_p95());
@@ -181,6 +210,7 @@ impl Inner {
             // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
             let need = self.arrival.quantile(0.95).unwrap_or(0.0).max(0.0)
                 + decode_p95.unwrap_or(0.0)
+                + display
                 + WC_SLACK_MS;
             self.wc_floor_ms = if need > self.wc_floor_ms {
                 need
@@ -220,7 +250,7 @@ impl Inner {
     }
 
     /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
-    /// one refresh; for audio, what it needs less the most it may trail the video
+    /// the display delay; for audio, what it needs less the most it may trail the video
     /// ([`AudioLag`]): audio that arrives later than that is played late, not D raised for it.
     pub(super) fn wc_required_ms(&self) -> f64 {
         let decode = self
@@ -229,7 +259,7 @@ impl Inner {
             .and_then(|wc| wc.video.as_ref())
             .and_then(|v| v.decode_p95())
             .unwrap_or(0.0);
-        let video = self.arrival.required_ms(decode + REFRESH_MS);
+        let video = self.arrival.required_ms(decode + self.wc_display_ms());
         let audio = self.wc_audio_need_ms().map(AudioLag::min_delay_ms);
         match (video, audio) {
             (Some(v), Some(a)) => v.max(a),
@@ -309,6 +339,7 @@ impl Inner {
             );
             set("decodeP95Ms", num(v.decode_p95()));
             set("presentErrorMs", num(v.present_error_ms));
+            set("displayDelayMs", num(v.display.delay_ms()));
             set(
                 "bufferMs",
                 JsValue::from_f64(v.queued() as f64 * v.frame_ms),
@@ -350,7 +381,7 @@ impl Inner {
         self.arrival.reset();
         self.audio_arrival.reset();
         self.audio_lag.reset();
-        self.jitter.reset();
+        self.jitter.iter_mut().for_each(ArrivalJitter::reset);
         self.controller.reset();
         self.events.push(("fallback", JsValue::from_str(&f.0)));
         if !mse::available() {

@@ -11,6 +11,7 @@
 //! codec, or a held queue overflow make the player fall back to MSE.
 
 pub mod audio;
+pub mod display;
 pub mod owned;
 pub mod video;
 
@@ -37,7 +38,16 @@ pub enum Event {
     Frame(Frame),
     Audio(Audio),
     Error(TrackType, String),
-    Supported { ok: bool, codec: String },
+    Supported {
+        ok: bool,
+        codec: String,
+    },
+    /// A frame callback of the `<video>`: submitted for composition at `presented`,
+    /// expected on screen at `expected` (performance.now() ms).
+    Displayed {
+        presented: f64,
+        expected: f64,
+    },
 }
 
 pub type Emit = Rc<dyn Fn(Event)>;
@@ -169,7 +179,7 @@ impl WcSink {
         let r = match s.track {
             TrackType::Video => {
                 if self.video.is_none() {
-                    let pipe = VideoPipe::new(self.emit.clone(), self.wake.clone())
+                    let pipe = VideoPipe::new(self.emit.clone(), self.wake.clone(), &self.element)
                         .map_err(|e| Fallback(crate::web::mse::js_err(&e)))?;
                     self.element.set_src_object(Some(&pipe.stream));
                     let _ = self.element.play().map(|p| p.catch(ignore()));

@@ -21,8 +21,10 @@ use web_sys::{
     VideoDecoderConfig, VideoDecoderInit, VideoFrame, WritableStreamDefaultWriter,
 };
 
+use super::display::FrameCallbacks;
 use super::owned::Frame;
 use super::{Emit, Event};
+use crate::control::display_delay::DisplayDelay;
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Timer;
 use lockstep_media::remux::TrackType;
@@ -117,10 +119,18 @@ pub struct VideoPipe {
     pub on_screen: Option<(f64, f64)>,
     /// Smoothed write time minus due time, ms.
     pub present_error_ms: Option<f64>,
+    /// From a write to the frame's display (fed by `_callbacks`).
+    pub display: DisplayDelay,
+    _callbacks: FrameCallbacks,
 }
 
 impl VideoPipe {
-    pub fn new(emit: Emit, wake: Rc<dyn Fn()>) -> Result<VideoPipe, JsValue> {
+    pub fn new(
+        emit: Emit,
+        wake: Rc<dyn Fn()>,
+        element: &web_sys::HtmlVideoElement,
+    ) -> Result<VideoPipe, JsValue> {
+        let callbacks = FrameCallbacks::start(element, emit.clone());
         let generator =
             MediaStreamTrackGenerator::new(&MediaStreamTrackGeneratorInit::new("video"))?;
         let writer = generator.writable().get_writer()?;
@@ -147,6 +157,8 @@ impl VideoPipe {
             decoded: 0,
             on_screen: None,
             present_error_ms: None,
+            display: DisplayDelay::default(),
+            _callbacks: callbacks,
         })
     }
 
@@ -307,6 +319,7 @@ impl VideoPipe {
             let vf = q.frame.take();
             let _ = self.writer.write_with_chunk(&vf).catch(super::ignore());
             self.on_screen = Some((pts, now));
+            self.display.on_write(now);
             self.presented += 1;
             shown += 1;
             let e = self.present_error_ms.get_or_insert(late);

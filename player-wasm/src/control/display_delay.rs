@@ -1,0 +1,121 @@
+//! The display delay of the WebCodecs path: from writing a `VideoFrame` to the
+//! `MediaStreamTrackGenerator` to the moment the compositor expects it on the glass (the
+//! `<video>`'s `requestVideoFrameCallback` `expectedDisplayTime`). Chromium queues a written
+//! frame for the next composition and the display after it, about two refreshes; frames are
+//! written that much before their due time, so that they are *seen* at ingest + D.
+//!
+//! Each callback names the frame it composited only by time (`presentationTime`, when it was
+//! submitted for composition), so a sample pairs the latest write at or before that time with
+//! the callback's `expectedDisplayTime`. The estimate is the median of the recent samples.
+
+use std::collections::VecDeque;
+
+/// Write times kept for pairing.
+const WRITES: usize = 32;
+/// Samples in the median.
+const SAMPLES: usize = 61;
+/// Samples outside this range (ms) are mispairings or stalls, not the pipeline.
+const PLAUSIBLE_MS: std::ops::RangeInclusive<f64> = 0.0..=250.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct DisplayDelay {
+    writes: VecDeque<f64>,
+    samples: VecDeque<f64>,
+}
+
+impl DisplayDelay {
+    /// A frame was written at `at` (performance.now() ms).
+    pub fn on_write(&mut self, at: f64) {
+        if !at.is_finite() {
+            return;
+        }
+        if self.writes.len() >= WRITES {
+            self.writes.pop_front();
+        }
+        self.writes.push_back(at);
+    }
+
+    /// A frame callback: submitted for composition at `presented_at`, expected on screen at
+    /// `expected_at` (both performance.now() ms).
+    pub fn on_displayed(&mut self, presented_at: f64, expected_at: f64) {
+        if !(presented_at.is_finite() && expected_at.is_finite()) {
+            return;
+        }
+        let Some(&written) = self.writes.iter().rev().find(|&&w| w <= presented_at + 0.5) else {
+            return;
+        };
+        let d = expected_at - written;
+        if !PLAUSIBLE_MS.contains(&d) {
+            return;
+        }
+        if self.samples.len() >= SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(d);
+    }
+
+    /// The median display delay, ms; `None` before any sample.
+    pub fn delay_ms(&self) -> Option<f64> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.samples.iter().copied().collect();
+        let mid = v.len() / 2;
+        let (_, &mut m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+        Some(m)
+    }
+
+    pub fn reset(&mut self) {
+        self.writes.clear();
+        self.samples.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_each_callback_with_the_frame_written_before_it() {
+        let mut d = DisplayDelay::default();
+        assert_eq!(d.delay_ms(), None);
+        // 30 fps writes; each composited at the next 60 Hz vsync after it and shown one
+        // vsync later.
+        let vsync = 1000.0 / 60.0;
+        for k in 0..100 {
+            let w = 1000.0 + k as f64 * 1000.0 / 30.0 + 3.0;
+            d.on_write(w);
+            let submit = (w / vsync).ceil() * vsync;
+            d.on_displayed(submit, submit + vsync);
+        }
+        let m = d.delay_ms().unwrap();
+        assert!((17.0..=34.0).contains(&m), "{m}");
+    }
+
+    #[test]
+    fn ignores_implausible_and_unpaired() {
+        let mut d = DisplayDelay::default();
+        d.on_displayed(100.0, 120.0); // nothing written yet
+        d.on_write(200.0);
+        d.on_displayed(150.0, 170.0); // before the only write
+        d.on_displayed(210.0, 900.0); // a stall, not the pipeline
+        d.on_displayed(f64::NAN, 1.0);
+        assert_eq!(d.delay_ms(), None);
+        d.on_displayed(210.0, 230.0);
+        assert_eq!(d.delay_ms(), Some(30.0));
+        d.reset();
+        assert_eq!(d.delay_ms(), None);
+    }
+
+    #[test]
+    fn median_resists_outliers() {
+        let mut d = DisplayDelay::default();
+        for k in 0..40 {
+            let w = k as f64 * 33.0;
+            d.on_write(w);
+            let extra = if k % 10 == 0 { 150.0 } else { 0.0 };
+            d.on_displayed(w + 5.0, w + 28.0 + extra);
+        }
+        assert_eq!(d.delay_ms(), Some(28.0));
+    }
+}
