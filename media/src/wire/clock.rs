@@ -1,18 +1,31 @@
 //! Clock synchronisation between player and relay, NTP-style (RFC 5905 section 8), from
-//! [`Ping`](super::Ping) / [`Pong`](super::Pong) exchanges.
+//! [`Ping`](super::Ping) / [`Pong`](super::Pong) exchanges, helped by the media itself.
 //!
 //! The player stamps `t0` (its clock) into a Ping; the relay stamps `t1` on receipt and `t2`
-//! on sending the Pong; the player stamps `t3` on receipt. Then
+//! on sending the Pong; the player stamps `t3` on receipt. With θ = relay clock − player clock
+//! and `d↑`, `d↓` the one-way delays,
 //!
 //! ```text
-//! offset = ((t1 - t0) + (t2 - t3)) / 2      relay clock minus player clock
-//! rtt    = (t3 - t0) - (t2 - t1)            network round trip, relay time excluded
+//! up   = t1 - t0 = d↑ + θ          down = t3 - t2 = d↓ - θ
+//! offset = (up - down) / 2         rtt = up + down
 //! ```
 //!
-//! The offset of one sample is wrong by half the difference between the two one-way delays,
-//! so at most `rtt / 2`. Queueing only adds delay, so the samples with the lowest RTT are the
-//! best: [`ClockSync`] keeps a window of recent samples and uses the one with the lowest RTT
-//! (NTP's clock filter). Pure arithmetic; the caller reads its own clock.
+//! One exchange's offset is wrong by half the difference between its two one-way delays.
+//! Queueing only adds delay, so each direction's *smallest* delay over a window is the
+//! closest to its propagation delay: [`ClockSync`] takes the minimum of `up` and the minimum
+//! of `down` separately (the per-direction minimum filter), which beats the single
+//! lowest-RTT exchange whenever the two directions queue at different times, and it takes
+//! more `down` samples from the media: every frame the relay sends is stamped (through the
+//! timeline) with the relay time it was ingested and sent at, so `arrival − ingest` is one
+//! more `down` sample ([`ClockSync::add_one_way`]), dozens a second instead of one Pong every
+//! two seconds. That matters on a path where the media queues: a Pong waits behind video in
+//! the same queue, and among thousands of frames a few find it empty.
+//!
+//! What no two-way method can see is a *constant* difference between the directions (a path
+//! 50 ms slower one way than the other): the estimate is then off by half of it. Pure
+//! arithmetic; the caller reads its own clock.
+
+use std::collections::VecDeque;
 
 /// One ping/pong exchange, reduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +49,30 @@ impl ClockSample {
     }
 }
 
-/// A windowed clock-offset estimator: the offset of the lowest-RTT sample among the last
-/// `window` samples.
+impl ClockSample {
+    /// `t1 − t0`: the up delay plus the offset, µs.
+    fn up_us(&self) -> i64 {
+        self.offset_us.saturating_add(self.rtt_us / 2)
+    }
+
+    /// `t3 − t2`: the down delay less the offset, µs.
+    fn down_us(&self) -> i64 {
+        (self.rtt_us / 2).saturating_sub(self.offset_us)
+    }
+}
+
+/// How long one-way samples count, µs of the player's clock (about the exchange window).
+pub const ONE_WAY_WINDOW_US: u64 = 30_000_000;
+
+/// A windowed clock-offset estimator: per-direction minimum delays over the last `window`
+/// exchanges and [`ONE_WAY_WINDOW_US`] of one-way samples (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct ClockSync {
     window: usize,
     samples: Vec<ClockSample>,
+    /// One-way `down` samples (player time, `arrival − sent`), a monotonic deque: values
+    /// increase from front to back, so the front is the window's minimum.
+    one_way: VecDeque<(u64, i64)>,
     /// (offset, min rtt), recomputed on each sample.
     estimate: Option<(i64, i64)>,
 }
@@ -59,11 +90,57 @@ impl ClockSync {
         Self {
             window: window.max(1),
             samples: Vec::new(),
+            one_way: VecDeque::new(),
             estimate: None,
         }
     }
 
-    /// Add a sample, dropping the oldest beyond the window. A sample with a negative RTT
+    /// A message sent by the relay at relay time `sent_us` (e.g. a frame's ingest time: the
+    /// relay forwards a frame as it ingests it) arrived at player time `local_us`: a `down`
+    /// sample. Its value only ever overstates the delay, which the minimum ignores.
+    pub fn add_one_way(&mut self, local_us: u64, sent_us: u64) {
+        let v =
+            (local_us as i128 - sent_us as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        while self.one_way.back().is_some_and(|&(_, b)| b >= v) {
+            self.one_way.pop_back();
+        }
+        self.one_way.push_back((local_us, v));
+        self.evict(local_us);
+        self.update();
+    }
+
+    /// Drops one-way samples older than the window before `now_us`.
+    fn evict(&mut self, now_us: u64) {
+        let from = now_us.saturating_sub(ONE_WAY_WINDOW_US);
+        while self.one_way.front().is_some_and(|&(t, _)| t < from) {
+            self.one_way.pop_front();
+        }
+    }
+
+    fn update(&mut self) {
+        let Some(min_rtt) = self.samples.iter().map(|s| s.rtt_us).min() else {
+            return;
+        };
+        let up = self
+            .samples
+            .iter()
+            .map(ClockSample::up_us)
+            .min()
+            .unwrap_or(0);
+        let down = self
+            .samples
+            .iter()
+            .map(ClockSample::down_us)
+            .chain(self.one_way.front().map(|&(_, v)| v))
+            .min()
+            .unwrap_or(0)
+            // Both delays are ≥ 0, so θ ≤ up: a `down` below −up is a bad stamp.
+            .max(up.saturating_neg());
+        let offset = ((up as i128 - down as i128) / 2) as i64;
+        self.estimate = Some((offset, min_rtt));
+    }
+
+    /// Add an exchange, dropping the oldest beyond the window. A sample with a negative RTT
     /// (a clock stepped during the exchange) is ignored.
     pub fn add_sample(&mut self, sample: ClockSample) {
         if sample.rtt_us < 0 {
@@ -73,18 +150,7 @@ impl ClockSync {
             self.samples.remove(0);
         }
         self.samples.push(sample);
-        // NTP's clock filter: the exchange with the least round-trip time had the least
-        // queueing, and so the least of the path asymmetry that two-way sync cannot see
-        // (the offset error is at most half the difference between the two directions).
-        // Averaging it with slower exchanges only adds their queueing. Ties: the newest.
-        let best = self
-            .samples
-            .iter()
-            .rev()
-            .min_by_key(|s| s.rtt_us)
-            .copied()
-            .unwrap_or(sample);
-        self.estimate = Some((best.offset_us, best.rtt_us));
+        self.update();
     }
 
     /// Number of samples in the window.
@@ -102,7 +168,7 @@ impl ClockSync {
         self.estimate.map(|e| e.0)
     }
 
-    /// The lowest RTT in the window, µs: the offset is uncertain by at most half of it.
+    /// The lowest RTT in the window, µs.
     pub fn rtt_us(&self) -> Option<i64> {
         self.estimate.map(|e| e.1)
     }
@@ -239,5 +305,70 @@ mod tests {
         });
         assert!((sync.offset_us().unwrap() - 2_000_000).abs() < 600);
         assert_eq!(sync.relay_now(u64::MAX), Some(u64::MAX));
+    }
+
+    /// A jittery path on which the media queues: every message down (media at ~77 a second,
+    /// Pongs among them) is held 50–150 ms but never overtakes the one before, so the dense
+    /// down direction nearly always waits for a slow one; the sparse Pings up just take
+    /// their own 50–150 ms. The lowest-RTT exchange then has a down delay far above its up
+    /// delay; per-direction minima over the media get within a few ms.
+    #[test]
+    fn media_samples_remove_the_queueing_asymmetry() {
+        let truth = 250_000i64; // relay 0.25 s ahead
+        let mut rng = Rng(0xDEAD_BEEF);
+        let mut u = |lo: u64, hi: u64| lo + rng.below(hi - lo);
+        let mut with_media = ClockSync::default();
+        let mut exchanges_only = ClockSync::default();
+        let relay = |local: u64| local.saturating_add_signed(truth);
+        let (mut local, mut released) = (10_000_000u64, 0u64);
+        let mut next_ping = local;
+        for _ in 0..(30 * 77) {
+            local += 13_000;
+            // A frame sent now by the relay, released in order.
+            let at = (local + u(50_000, 150_000)).max(released);
+            released = at;
+            with_media.add_one_way(at, relay(local));
+            if local >= next_ping {
+                next_ping += 2_000_000;
+                // A Ping sent now; its Pong leaves the relay on arrival and queues down.
+                let t0 = local;
+                let t1 = relay(t0 + u(50_000, 150_000));
+                let pong_sent = t0 + (t1 - relay(t0));
+                let t3 = (pong_sent + u(50_000, 150_000)).max(released);
+                released = t3;
+                let s = ClockSample::from_ping(t0, t1, t1, t3);
+                with_media.add_sample(s);
+                exchanges_only.add_sample(s);
+            }
+        }
+        let err = |s: &ClockSync| s.offset_us().unwrap() - truth;
+        assert!(
+            err(&with_media).abs() < 8_000,
+            "with media: {} µs",
+            err(&with_media)
+        );
+        assert!(
+            err(&exchanges_only).abs() > err(&with_media).abs(),
+            "exchanges only {} µs, with media {} µs",
+            err(&exchanges_only),
+            err(&with_media)
+        );
+    }
+
+    #[test]
+    fn one_way_samples_are_bounded_and_expire() {
+        let mut sync = ClockSync::default();
+        sync.add_one_way(5_000, 3_000); // before any exchange: no estimate yet
+        assert_eq!(sync.offset_us(), None);
+        // 1 ms each way, offset 0.
+        sync.add_sample(ClockSample::from_ping(10_000, 11_000, 11_000, 12_000));
+        assert_eq!(sync.offset_us(), Some(0));
+        // A stamp that would make the down delay negative beyond the up one is clamped:
+        // the offset never exceeds the smallest `up` (1 ms).
+        sync.add_one_way(20_000, 500_000);
+        assert_eq!(sync.offset_us(), Some(1_000));
+        // Once it leaves the window, the exchanges decide again.
+        sync.add_one_way(20_001 + ONE_WAY_WINDOW_US, 15_000 + ONE_WAY_WINDOW_US);
+        assert_eq!(sync.offset_us(), Some(0));
     }
 }

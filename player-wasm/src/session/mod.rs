@@ -193,7 +193,13 @@ impl Session {
                     self.pending_timeline = Some((t.timestamp_ms, t.ingest_us));
                 }
             }
-            Message::Media(m) => self.on_media(m),
+            Message::Media(m) => {
+                let (ts, av) = (m.timestamp_ms, m.kind != MediaKind::Script);
+                self.on_media(m);
+                if av {
+                    self.note_arrival(ts, now_us);
+                }
+            }
             Message::Pong(p) => self.on_pong(p, now_us),
             Message::Skipped(s) => {
                 self.stats.frames_skipped_by_relay += s.frames as u64;
@@ -324,6 +330,17 @@ impl Session {
             self.anchors.add(media_ms, ingest_us);
         }
         self.drain_remuxer();
+    }
+
+    /// A frame with relay timestamp `ts_ms` arrived at local time `local_us`: the relay sent
+    /// it as it ingested it, so it is a one-way clock sample (media/src/wire/clock.rs).
+    fn note_arrival(&mut self, ts_ms: u32, local_us: u64) {
+        let media_ms = ts_ms as f64 + self.remuxer.timeline_shift_ms() as f64;
+        if let Some(ingest_us) = self.anchors.ingest_us(media_ms) {
+            if ingest_us.is_finite() && ingest_us >= 0.0 {
+                self.clock.add_one_way(local_us, ingest_us as u64);
+            }
+        }
     }
 
     /// The presentation path this session feeds.

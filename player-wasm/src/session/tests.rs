@@ -127,9 +127,14 @@ fn relay_messages(tags: &[Tag], epoch: u32, ingest_base_us: u64) -> Vec<Bytes> {
 }
 
 fn run(session: &mut Session, msgs: &[Bytes]) -> Vec<Action> {
+    run_at(session, msgs, 0)
+}
+
+/// [`run`], every message received at local time `local_us`.
+fn run_at(session: &mut Session, msgs: &[Bytes], local_us: u64) -> Vec<Action> {
     let mut actions = Vec::new();
     for m in msgs {
-        session.on_message(m.clone(), 0).unwrap();
+        session.on_message(m.clone(), local_us).unwrap();
         while let Some(a) = session.poll() {
             actions.push(a);
         }
@@ -182,9 +187,10 @@ fn latency_comes_from_timeline_and_clock_sync() {
     let mut msgs = vec![info(1, true)];
     msgs.extend(relay_messages(&tags, 1, base));
     let mut s = Session::new();
-    run(&mut s, &msgs);
-    // Relay clock = local clock + 5 s, RTT 2 ms.
+    // Relay clock = local clock + 5 s, RTT 2 ms. The frames (a few seconds' worth) all
+    // arrive 10 s after the first was ingested.
     let offset = 5_000_000u64;
+    run_at(&mut s, &msgs, base + 10_000_000 - offset);
     let t0 = 100_000_000u64;
     let pong = Message::Pong(wire::Pong {
         t0,
