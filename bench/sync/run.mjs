@@ -139,7 +139,7 @@ function pageStats() {
   return {
     t: Date.now(), state: s.state, mode: s.mode, latencyMs: s.latencyMs, targetLatencyMs: s.targetLatencyMs,
     syncErrorMs: s.syncErrorMs, requiredLatencyMs: s.requiredLatencyMs, clockOffsetMs: s.clockOffsetMs,
-    rttMs: s.rttMs, playbackRate: s.playbackRate, seeks: s.seeks, stalls: s.stalls, fallbacks: s.fallbacks,
+    rttMs: s.rttMs, clockUpMs: s.clockUpMs, clockDownMs: s.clockDownMs, playbackRate: s.playbackRate, seeks: s.seeks, stalls: s.stalls, fallbacks: s.fallbacks,
     fallbackReason: s.fallbackReason ?? null, wsUrl: el.getAttribute('src'),
   };
 }
@@ -281,6 +281,8 @@ function analyse(mode, opts, viewers, ctx) {
       clockOffsetMs: clock,
       clockOffsetRange: num('clockOffsetMs').length ? [Math.min(...num('clockOffsetMs')), Math.max(...num('clockOffsetMs'))] : null,
       rttMs: mean(num('rttMs')),
+      clockUpMs: mean(num('clockUpMs')),
+      clockDownMs: mean(num('clockDownMs')),
       syncErrorMs: sync,
       syncErrorAbsMean: mean(num('syncErrorMs').map(Math.abs)),
       predicted: clock !== null && sync !== null ? clock - sync : null, // ahead of the schedule by e − s
@@ -329,13 +331,13 @@ function report(results) {
     lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
   }
   lines.push('');
-  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded |');
-  lines.push('|---|---:|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded |');
+  lines.push('|---|---:|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     if (r.error) continue;
     for (const v of r.rows) {
       const cr = v.clockOffsetRange ? ` [${sgn(v.clockOffsetRange[0])}, ${sgn(v.clockOffsetRange[1])}]` : '';
-      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} |`);
+      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.clockUpMs)} / ${f1(v.clockDownMs)} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} |`);
     }
   }
   return lines.join('\n');

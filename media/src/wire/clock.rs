@@ -75,6 +75,8 @@ pub struct ClockSync {
     one_way: VecDeque<(u64, i64)>,
     /// (offset, min rtt), recomputed on each sample.
     estimate: Option<(i64, i64)>,
+    /// The minima behind the estimate: (`up`, `down`), µs.
+    minima: Option<(i64, i64)>,
 }
 
 impl Default for ClockSync {
@@ -92,6 +94,7 @@ impl ClockSync {
             samples: Vec::new(),
             one_way: VecDeque::new(),
             estimate: None,
+            minima: None,
         }
     }
 
@@ -138,6 +141,7 @@ impl ClockSync {
             .max(up.saturating_neg());
         let offset = ((up as i128 - down as i128) / 2) as i64;
         self.estimate = Some((offset, min_rtt));
+        self.minima = Some((up, down));
     }
 
     /// Add an exchange, dropping the oldest beyond the window. A sample with a negative RTT
@@ -166,6 +170,12 @@ impl ClockSync {
     /// Relay clock minus player clock, µs; `None` before the first sample.
     pub fn offset_us(&self) -> Option<i64> {
         self.estimate.map(|e| e.0)
+    }
+
+    /// The per-direction minima behind the offset, (`t1 − t0`, `t3 − t2` or one-way), µs:
+    /// with clocks that agree, the least up and down delays seen.
+    pub fn minima_us(&self) -> Option<(i64, i64)> {
+        self.minima
     }
 
     /// The lowest RTT in the window, µs.

@@ -744,6 +744,9 @@ impl Inner {
             "rttMs",
             num(self.session.clock.rtt_us().map(|r| r as f64 / 1000.0)),
         );
+        let minima = self.session.clock.minima_us();
+        set("clockUpMs", num(minima.map(|m| m.0 as f64 / 1000.0)));
+        set("clockDownMs", num(minima.map(|m| m.1 as f64 / 1000.0)));
         set("startupMs", num(self.startup_ms));
         set("epoch", JsValue::from_f64(self.session.stats.epoch as f64));
         set(
