@@ -15,11 +15,14 @@
 //! closest to its propagation delay: [`ClockSync`] takes the minimum of `up` and the minimum
 //! of `down` separately (the per-direction minimum filter), which beats the single
 //! lowest-RTT exchange whenever the two directions queue at different times, and it takes
-//! more `down` samples from the media: every frame the relay sends is stamped (through the
-//! timeline) with the relay time it was ingested and sent at, so `arrival − ingest` is one
-//! more `down` sample ([`ClockSync::add_one_way`]), dozens a second instead of one Pong every
-//! two seconds. That matters on a path where the media queues: a Pong waits behind video in
-//! the same queue, and among thousands of frames a few find it empty.
+//! more `down` samples from the media: the relay stamps each keyframe with the relay time it
+//! ingested (and so sent) it, in a Timeline message, so its `arrival − ingest` is one more
+//! `down` sample ([`ClockSync::add_one_way`]), one a GOP on top of one Pong every two
+//! seconds, over a longer window. That matters on a path where the media queues: a Pong
+//! waits behind video in the same queue, and the more samples, the likelier one found it
+//! nearly empty. (Frames between keyframes are not used: their ingest times are interpolated
+//! from the keyframe's, and a keyframe, slower to encode, reaches the relay later than its
+//! timestamp says relative to them, so they would understate the delay.)
 //!
 //! What no two-way method can see is a *constant* difference between the directions (a path
 //! 50 ms slower one way than the other): the estimate is then off by half of it. Pure
@@ -61,8 +64,8 @@ impl ClockSample {
     }
 }
 
-/// How long one-way samples count, µs of the player's clock (about the exchange window).
-pub const ONE_WAY_WINDOW_US: u64 = 30_000_000;
+/// How long one-way samples count, µs of the player's clock (60 keyframes at a 1 s GOP).
+pub const ONE_WAY_WINDOW_US: u64 = 60_000_000;
 
 /// A windowed clock-offset estimator: per-direction minimum delays over the last `window`
 /// exchanges and [`ONE_WAY_WINDOW_US`] of one-way samples (see the module documentation).
@@ -98,7 +101,7 @@ impl ClockSync {
         }
     }
 
-    /// A message sent by the relay at relay time `sent_us` (e.g. a frame's ingest time: the
+    /// A message sent by the relay at relay time `sent_us` (a keyframe's ingest time: the
     /// relay forwards a frame as it ingests it) arrived at player time `local_us`: a `down`
     /// sample. Its value only ever overstates the delay, which the minimum ignores.
     pub fn add_one_way(&mut self, local_us: u64, sent_us: u64) {
@@ -321,7 +324,7 @@ mod tests {
     /// Pongs among them) is held 50–150 ms but never overtakes the one before, so the dense
     /// down direction nearly always waits for a slow one; the sparse Pings up just take
     /// their own 50–150 ms. The lowest-RTT exchange then has a down delay far above its up
-    /// delay; per-direction minima over the media get within a few ms.
+    /// delay; per-direction minima, with a keyframe a second as one-way samples, get closer.
     #[test]
     fn media_samples_remove_the_queueing_asymmetry() {
         let truth = 250_000i64; // relay 0.25 s ahead
@@ -329,15 +332,19 @@ mod tests {
         let mut u = |lo: u64, hi: u64| lo + rng.below(hi - lo);
         let mut with_media = ClockSync::default();
         let mut exchanges_only = ClockSync::default();
+        // NTP's classic clock filter: the offset of the lowest-RTT exchange.
+        let mut lowest_rtt: Option<ClockSample> = None;
         let relay = |local: u64| local.saturating_add_signed(truth);
         let (mut local, mut released) = (10_000_000u64, 0u64);
         let mut next_ping = local;
-        for _ in 0..(30 * 77) {
+        for i in 0..(60 * 77) {
             local += 13_000;
-            // A frame sent now by the relay, released in order.
+            // A frame sent now by the relay, released in order; one a second is a keyframe.
             let at = (local + u(50_000, 150_000)).max(released);
             released = at;
-            with_media.add_one_way(at, relay(local));
+            if i % 77 == 0 {
+                with_media.add_one_way(at, relay(local));
+            }
             if local >= next_ping {
                 next_ping += 2_000_000;
                 // A Ping sent now; its Pong leaves the relay on arrival and queues down.
@@ -349,20 +356,17 @@ mod tests {
                 let s = ClockSample::from_ping(t0, t1, t1, t3);
                 with_media.add_sample(s);
                 exchanges_only.add_sample(s);
+                if lowest_rtt.is_none_or(|b| s.rtt_us < b.rtt_us) {
+                    lowest_rtt = Some(s);
+                }
             }
         }
         let err = |s: &ClockSync| s.offset_us().unwrap() - truth;
-        assert!(
-            err(&with_media).abs() < 8_000,
-            "with media: {} µs",
-            err(&with_media)
-        );
-        assert!(
-            err(&exchanges_only).abs() > err(&with_media).abs(),
-            "exchanges only {} µs, with media {} µs",
-            err(&exchanges_only),
-            err(&with_media)
-        );
+        let classic = lowest_rtt.unwrap().offset_us - truth;
+        for e in [err(&with_media), err(&exchanges_only)] {
+            assert!(e.abs() < 10_000, "per-direction minima: {e} µs");
+            assert!(e.abs() < classic.abs(), "{e} µs vs lowest-RTT {classic} µs");
+        }
     }
 
     #[test]

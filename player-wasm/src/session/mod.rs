@@ -193,13 +193,7 @@ impl Session {
                     self.pending_timeline = Some((t.timestamp_ms, t.ingest_us));
                 }
             }
-            Message::Media(m) => {
-                let (ts, av) = (m.timestamp_ms, m.kind != MediaKind::Script);
-                self.on_media(m);
-                if av {
-                    self.note_arrival(ts, now_us);
-                }
-            }
+            Message::Media(m) => self.on_media(m, now_us),
             Message::Pong(p) => self.on_pong(p, now_us),
             Message::Skipped(s) => {
                 self.stats.frames_skipped_by_relay += s.frames as u64;
@@ -274,7 +268,7 @@ impl Session {
         }
     }
 
-    fn on_media(&mut self, m: wire::Media) {
+    fn on_media(&mut self, m: wire::Media, now_us: u64) {
         let kind = match m.kind {
             MediaKind::Video => {
                 self.stats.video_frames += 1;
@@ -296,6 +290,13 @@ impl Session {
             }
             _ => None,
         };
+        // A keyframe whose ingest time the relay stamped: it sent the frame as it ingested
+        // it, so its arrival is a one-way clock sample (media/src/wire/clock.rs). Only these:
+        // other frames' ingest times are interpolated from the keyframe's, which arrives
+        // later after its longer encode, so they would understate the delay.
+        if let Some(ingest_us) = anchor_ts {
+            self.clock.add_one_way(now_us, ingest_us);
+        }
         if self.sink == SinkKind::WebCodecs {
             // Media time is the epoch's FLV time (a new epoch's anchors replace the old ones).
             if let Some(ingest_us) = anchor_ts {
@@ -330,17 +331,6 @@ impl Session {
             self.anchors.add(media_ms, ingest_us);
         }
         self.drain_remuxer();
-    }
-
-    /// A frame with relay timestamp `ts_ms` arrived at local time `local_us`: the relay sent
-    /// it as it ingested it, so it is a one-way clock sample (media/src/wire/clock.rs).
-    fn note_arrival(&mut self, ts_ms: u32, local_us: u64) {
-        let media_ms = ts_ms as f64 + self.remuxer.timeline_shift_ms() as f64;
-        if let Some(ingest_us) = self.anchors.ingest_us(media_ms) {
-            if ingest_us.is_finite() && ingest_us >= 0.0 {
-                self.clock.add_one_way(local_us, ingest_us as u64);
-            }
-        }
     }
 
     /// The presentation path this session feeds.
