@@ -15,14 +15,13 @@
 //! closest to its propagation delay: [`ClockSync`] takes the minimum of `up` and the minimum
 //! of `down` separately (the per-direction minimum filter), which beats the single
 //! lowest-RTT exchange whenever the two directions queue at different times, and it takes
-//! more `down` samples from the media: the relay stamps each keyframe with the relay time it
-//! ingested (and so sent) it, in a Timeline message, so its `arrival − ingest` is one more
-//! `down` sample ([`ClockSync::add_one_way`]), one a GOP on top of one Pong every two
-//! seconds, over a longer window. That matters on a path where the media queues: a Pong
-//! waits behind video in the same queue, and the more samples, the likelier one found it
-//! nearly empty. (Frames between keyframes are not used: their ingest times are interpolated
-//! from the keyframe's, and a keyframe, slower to encode, reaches the relay later than its
-//! timestamp says relative to them, so they would understate the delay.)
+//! more `down` samples from the media: the relay forwards each frame as it arrives, and its
+//! timeline maps a timestamp to the earliest time that frame could have arrived (never later
+//! than it did: relay/src/channel/timeline.rs), so a frame's `arrival − mapped time` is one
+//! more `down` sample that can only overstate the delay ([`ClockSync::add_one_way`]): thirty
+//! a second instead of one Pong every two seconds. That matters on a path where the media
+//! queues: a Pong waits behind video in the same queue, and among thousands of frames a few
+//! find it nearly empty.
 //!
 //! What no two-way method can see is a *constant* difference between the directions (a path
 //! 50 ms slower one way than the other): the estimate is then off by half of it. Pure
@@ -64,8 +63,8 @@ impl ClockSample {
     }
 }
 
-/// How long one-way samples count, µs of the player's clock (60 keyframes at a 1 s GOP).
-pub const ONE_WAY_WINDOW_US: u64 = 60_000_000;
+/// How long one-way samples count, µs of the player's clock (about the exchange window).
+pub const ONE_WAY_WINDOW_US: u64 = 30_000_000;
 
 /// A windowed clock-offset estimator: per-direction minimum delays over the last `window`
 /// exchanges and [`ONE_WAY_WINDOW_US`] of one-way samples (see the module documentation).
@@ -101,9 +100,9 @@ impl ClockSync {
         }
     }
 
-    /// A message sent by the relay at relay time `sent_us` (a keyframe's ingest time: the
-    /// relay forwards a frame as it ingests it) arrived at player time `local_us`: a `down`
-    /// sample. Its value only ever overstates the delay, which the minimum ignores.
+    /// A message sent by the relay at relay time `sent_us` (or later) arrived at player time
+    /// `local_us`: a `down` sample. Its value only ever overstates the delay, which the
+    /// minimum ignores.
     pub fn add_one_way(&mut self, local_us: u64, sent_us: u64) {
         let v =
             (local_us as i128 - sent_us as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
@@ -324,7 +323,7 @@ mod tests {
     /// Pongs among them) is held 50–150 ms but never overtakes the one before, so the dense
     /// down direction nearly always waits for a slow one; the sparse Pings up just take
     /// their own 50–150 ms. The lowest-RTT exchange then has a down delay far above its up
-    /// delay; per-direction minima, with a keyframe a second as one-way samples, get closer.
+    /// delay; per-direction minima over the media get within a few ms.
     #[test]
     fn media_samples_remove_the_queueing_asymmetry() {
         let truth = 250_000i64; // relay 0.25 s ahead
@@ -337,14 +336,12 @@ mod tests {
         let relay = |local: u64| local.saturating_add_signed(truth);
         let (mut local, mut released) = (10_000_000u64, 0u64);
         let mut next_ping = local;
-        for i in 0..(60 * 77) {
+        for _ in 0..(30 * 77) {
             local += 13_000;
-            // A frame sent now by the relay, released in order; one a second is a keyframe.
+            // A frame sent now by the relay, released in order.
             let at = (local + u(50_000, 150_000)).max(released);
             released = at;
-            if i % 77 == 0 {
-                with_media.add_one_way(at, relay(local));
-            }
+            with_media.add_one_way(at, relay(local));
             if local >= next_ping {
                 next_ping += 2_000_000;
                 // A Ping sent now; its Pong leaves the relay on arrival and queues down.
@@ -364,9 +361,13 @@ mod tests {
         let err = |s: &ClockSync| s.offset_us().unwrap() - truth;
         let classic = lowest_rtt.unwrap().offset_us - truth;
         for e in [err(&with_media), err(&exchanges_only)] {
-            assert!(e.abs() < 10_000, "per-direction minima: {e} µs");
             assert!(e.abs() < classic.abs(), "{e} µs vs lowest-RTT {classic} µs");
         }
+        assert!(
+            err(&with_media).abs() < 8_000,
+            "with media: {} µs",
+            err(&with_media)
+        );
     }
 
     #[test]

@@ -290,17 +290,13 @@ impl Session {
             }
             _ => None,
         };
-        // A keyframe whose ingest time the relay stamped: it sent the frame as it ingested
-        // it, so its arrival is a one-way clock sample (media/src/wire/clock.rs). Only these:
-        // other frames' ingest times are interpolated from the keyframe's, which arrives
-        // later after its longer encode, so they would understate the delay.
-        if let Some(ingest_us) = anchor_ts {
-            self.clock.add_one_way(now_us, ingest_us);
-        }
         if self.sink == SinkKind::WebCodecs {
             // Media time is the epoch's FLV time (a new epoch's anchors replace the old ones).
             if let Some(ingest_us) = anchor_ts {
                 self.anchors.add(m.timestamp_ms as f64, ingest_us);
+            }
+            if kind == TagKind::Video {
+                self.note_arrival(m.timestamp_ms as f64, now_us);
             }
             let mut out = Vec::new();
             let result = match kind {
@@ -326,11 +322,27 @@ impl Session {
             self.stats.remux_errors += 1;
         }
         // The output time of this frame is the relay's FLV time plus the remuxer's shift.
+        let media_ms = m.timestamp_ms as f64 + self.remuxer.timeline_shift_ms() as f64;
         if let Some(ingest_us) = anchor_ts {
-            let media_ms = m.timestamp_ms as f64 + self.remuxer.timeline_shift_ms() as f64;
             self.anchors.add(media_ms, ingest_us);
         }
+        if kind == TagKind::Video {
+            self.note_arrival(media_ms, now_us);
+        }
         self.drain_remuxer();
+    }
+
+    /// A video frame at media time `media_ms` arrived at local time `local_us`. The relay
+    /// forwards frames as they arrive and its timeline maps each timestamp to the earliest
+    /// time its frame could have arrived (relay/src/channel/timeline.rs), so `arrival −
+    /// mapped time` is a one-way delay sample that only errs upward
+    /// (media/src/wire/clock.rs).
+    fn note_arrival(&mut self, media_ms: f64, local_us: u64) {
+        if let Some(sent_us) = self.anchors.ingest_us(media_ms) {
+            if sent_us.is_finite() && sent_us >= 0.0 {
+                self.clock.add_one_way(local_us, sent_us as u64);
+            }
+        }
     }
 
     /// The presentation path this session feeds.

@@ -9,6 +9,7 @@
 pub mod delay;
 mod frame;
 mod state;
+mod timeline;
 mod viewers;
 
 use std::collections::HashMap;

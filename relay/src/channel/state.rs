@@ -6,6 +6,7 @@
 //! FLV header only, encoded once as a wire message, kept if a joiner will need it, and
 //! returned as [`Frame`]s to broadcast.
 
+use super::timeline::ArrivalLine;
 use bytes::Bytes;
 use lockstep_media::codec::aac::AudioSpecificConfig;
 use lockstep_media::codec::h264::AvcConfig;
@@ -63,6 +64,9 @@ pub struct MediaState {
     gop: Vec<Frame>,
     gop_bytes: usize,
     last_ts: Option<u32>,
+    /// The timeline's reference: the earliest-arrival line of the frames that carry it
+    /// (video, or audio on an audio-only channel).
+    line: ArrivalLine,
     pub delay_ms: u32,
     pub channel: String,
 }
@@ -318,8 +322,9 @@ impl MediaState {
                     FrameKind::Media
                 };
                 let frame = media(MediaKind::Video, flags, ts, &body, now_us, kind);
+                let line_us = self.line.observe(ts, now_us);
                 if key {
-                    let timeline = self.timeline(ts, now_us);
+                    let timeline = self.timeline(ts, line_us, now_us);
                     self.gop.clear();
                     self.gop_bytes = 0;
                     self.gop_timeline = Some(timeline.clone());
@@ -424,11 +429,12 @@ impl MediaState {
                     kind,
                 );
                 if self.video_track.is_none() {
+                    let line_us = self.line.observe(ts, now_us);
                     // Audio only: every frame is a random access point; keep ~1 s.
                     if self.gop_timeline.is_none() || self.gop.len() >= 48 {
                         self.gop.clear();
                         self.gop_bytes = 0;
-                        let timeline = self.timeline(ts, now_us);
+                        let timeline = self.timeline(ts, line_us, now_us);
                         self.gop_timeline = Some(timeline.clone());
                         out.push(timeline);
                     }
@@ -501,12 +507,13 @@ impl MediaState {
         out.push(frame);
     }
 
-    fn timeline(&self, ts: u32, now_us: u64) -> Frame {
+    /// The Timeline message pinning `ts` to relay time `line_us` (its [`ArrivalLine`] time).
+    fn timeline(&self, ts: u32, line_us: u64, now_us: u64) -> Frame {
         control(
             Message::Timeline(wire::Timeline {
                 epoch: self.epoch,
                 timestamp_ms: ts,
-                ingest_us: now_us,
+                ingest_us: line_us,
             }),
             now_us,
         )
