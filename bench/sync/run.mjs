@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startJitterProxy } from '../common/jitter-proxy.mjs';
-import { dist, mean, median, percentile, skewOverGrid } from './skew.mjs';
+import { dist, mean, median, percentile, presentationSpread, skewOverGrid } from './skew.mjs';
 import { children, firstLine, freePort, getJson, sleep, startProcess, stopChild, waitFor } from '../common/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -263,6 +263,7 @@ function analyse(mode, opts, viewers, ctx) {
   const all = skewOverGrid(onWall, t0, t1, GRID_MS);
   const directIdx = viewers.filter((v) => !v.proxied).map((v) => v.i);
   const direct = skewOverGrid(directIdx.map((i) => onWall[i]), t0, t1, GRID_MS);
+  const pres = presentationSpread(onWall, t0, t1);
   const frameMs = 1000 / 30;
   const rows = viewers.map((v, k) => {
     const inWin = v.samples.filter((s) => s.displayMs >= t0 && s.displayMs <= t1);
@@ -307,6 +308,7 @@ function analyse(mode, opts, viewers, ctx) {
   const summary = ctx.relayStats?.channels?.[0]?.summary ?? null;
   return {
     mode, opts, t0, t1, frameMs, instants: all.instants, skew: dist(all.skews), skewDirect: dist(direct.skews),
+    presentation: { ...dist(pres.spreads), frames: pres.frames },
     framesApart: dist(all.skews.map((x) => Math.round(x / frameMs))),
     delay: { min: ctx.delays.length ? Math.min(...ctx.delays) : null, max: ctx.delays.length ? Math.max(...ctx.delays) : null, last: ctx.delays.at(-1) ?? null,
       changes: ctx.delays.filter((d, k) => k > 0 && d !== ctx.delays[k - 1]).length },
@@ -323,12 +325,12 @@ const sgn = (x) => (x === null || x === undefined || Number.isNaN(x) ? '–' : `
 
 function report(results) {
   const lines = [];
-  lines.push('| Mode | viewers (proxied) | D ms (relay) | skew p50 ms | skew p95 ms | skew max ms | skew mean ms | direct viewers only: p95 / mean ms | instants | load (1 min) |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| Mode | viewers (proxied) | D ms (relay) | skew p50 ms | skew p95 ms | skew max ms | skew mean ms | direct viewers only: p95 / mean ms | instants | same frame presented: spread p95 / mean ms (frames) | load (1 min) |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    if (r.error) { lines.push(`| ${r.mode} | failed: ${r.error.replace(/\|/g, '/').slice(0, 300)} | | | | | | | | |`); continue; }
+    if (r.error) { lines.push(`| ${r.mode} | failed: ${r.error.replace(/\|/g, '/').slice(0, 300)} | | | | | | | | | |`); continue; }
     const d = r.delay.min === r.delay.max ? f0(r.delay.min) : `${f0(r.delay.min)}–${f0(r.delay.max)}, ${r.delay.changes} change${r.delay.changes === 1 ? '' : 's'}`;
-    lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
+    lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${f1(r.presentation.p95)} / ${f1(r.presentation.mean)} (${r.presentation.frames}) | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
   }
   lines.push('');
   lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded |');
@@ -347,10 +349,13 @@ function targetsLine(results) {
   const out = [];
   for (const r of results) {
     if (r.error) continue;
-    if (r.mode === 'mse') out.push(`MSE: p95 skew ${f1(r.skew.p95)} ms against ≤ 33 ms (one frame): ${r.skew.p95 <= 33 ? 'met' : 'missed'}.`);
+    // One frame apart reads 33 or 34 ms (burned times are whole ms, frames 33.3 ms apart, plus
+    // the source's sub-ms hand-over jitter); two frames apart read 66–67 ms.
+    if (r.mode === 'mse') out.push(`MSE: p95 skew ${f1(r.skew.p95)} ms against ≤ one frame (33.3 ms; a one-frame skew reads 33–34 ms): ${r.skew.p95 < 1.5 * (1000 / 30) ? 'met' : 'missed'}.`);
     if (r.mode === 'webcodecs') {
       const real = r.rows.every((v) => v.modes === 'webcodecs');
-      out.push(`WebCodecs: p95 skew ${f1(r.skew.p95)} ms against ≤ 17 ms, mean ${f1(r.skew.mean)} ms against ≤ 5 ms: ${r.skew.p95 <= 17 && r.skew.mean <= 5 ? 'met' : 'missed'}${real ? '' : ' (not every page ran WebCodecs: see "player mode")'}.`);
+      const p = r.presentation;
+      out.push(`WebCodecs: the same frame is presented within ${f1(p.p95)} ms at p95 (≤ 17) and ${f1(p.mean)} ms on average (≤ 5): ${p.p95 !== null && p.p95 <= 17 && p.mean <= 5 ? 'met' : 'missed'}; instant skew p95 ${f1(r.skew.p95)}, mean ${f1(r.skew.mean)} ms${real ? '' : ' (not every page ran WebCodecs: see "player mode")'}.`);
     }
   }
   return out.join(' ');

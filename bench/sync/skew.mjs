@@ -51,3 +51,34 @@ export function skewOverGrid(viewers, fromMs, toMs, stepMs = 100) {
   }
   return { instants, skews, offsets };
 }
+
+/**
+ * Per frame, how far apart the viewers present it (issue #9's measure: "the wall-clock times at
+ * which each viewer presents the same frame differ by ≤ 17 ms at p95"). `viewers` as for
+ * [`skewOverGrid`]; a frame is identified by its burned time and its presentation time on a
+ * viewer is the first sample with that burned time. Only frames that every viewer presented
+ * (and whose barcode it read) between `fromMs` and `toMs` count. Returns { frames, spreads:
+ * [max − min presentation time, ms, per frame] }.
+ */
+export function presentationSpread(viewers, fromMs, toMs) {
+  const firsts = viewers.map((v) => {
+    const m = new Map();
+    for (const s of v.samples) {
+      if (s.displayMs < fromMs || s.displayMs > toMs) continue;
+      if (!m.has(s.burnedMs)) m.set(s.burnedMs, s.displayMs);
+    }
+    return m;
+  });
+  const spreads = [];
+  if (!firsts.length) return { frames: 0, spreads };
+  for (const [burned, at0] of firsts[0]) {
+    const ats = [at0];
+    for (const m of firsts.slice(1)) {
+      const at = m.get(burned);
+      if (at === undefined) break;
+      ats.push(at);
+    }
+    if (ats.length === firsts.length) spreads.push(Math.max(...ats) - Math.min(...ats));
+  }
+  return { frames: spreads.length, spreads };
+}
