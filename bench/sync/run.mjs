@@ -264,6 +264,7 @@ function analyse(mode, opts, viewers, ctx) {
   const directIdx = viewers.filter((v) => !v.proxied).map((v) => v.i);
   const direct = skewOverGrid(directIdx.map((i) => onWall[i]), t0, t1, GRID_MS);
   const pres = presentationSpread(onWall, t0, t1);
+  const presDirect = presentationSpread(directIdx.map((i) => onWall[i]), t0, t1);
   const frameMs = 1000 / 30;
   const rows = viewers.map((v, k) => {
     const inWin = v.samples.filter((s) => s.displayMs >= t0 && s.displayMs <= t1);
@@ -309,6 +310,7 @@ function analyse(mode, opts, viewers, ctx) {
   return {
     mode, opts, t0, t1, frameMs, instants: all.instants, skew: dist(all.skews), skewDirect: dist(direct.skews),
     presentation: { ...dist(pres.spreads), frames: pres.frames },
+    presentationDirect: dist(presDirect.spreads),
     framesApart: dist(all.skews.map((x) => Math.round(x / frameMs))),
     delay: { min: ctx.delays.length ? Math.min(...ctx.delays) : null, max: ctx.delays.length ? Math.max(...ctx.delays) : null, last: ctx.delays.at(-1) ?? null,
       changes: ctx.delays.filter((d, k) => k > 0 && d !== ctx.delays[k - 1]).length },
@@ -325,12 +327,12 @@ const sgn = (x) => (x === null || x === undefined || Number.isNaN(x) ? '–' : `
 
 function report(results) {
   const lines = [];
-  lines.push('| Mode | viewers (proxied) | D ms (relay) | skew p50 ms | skew p95 ms | skew max ms | skew mean ms | direct viewers only: p95 / mean ms | instants | same frame presented: spread p95 / mean ms (frames) | load (1 min) |');
+  lines.push('| Mode | viewers (proxied) | D ms (relay) | skew p50 ms | skew p95 ms | skew max ms | skew mean ms | direct viewers only: p95 / mean ms | instants | same frame presented: spread p95 / mean ms (frames); direct only | load (1 min) |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     if (r.error) { lines.push(`| ${r.mode} | failed: ${r.error.replace(/\|/g, '/').slice(0, 300)} | | | | | | | | | |`); continue; }
     const d = r.delay.min === r.delay.max ? f0(r.delay.min) : `${f0(r.delay.min)}–${f0(r.delay.max)}, ${r.delay.changes} change${r.delay.changes === 1 ? '' : 's'}`;
-    lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${f1(r.presentation.p95)} / ${f1(r.presentation.mean)} (${r.presentation.frames}) | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
+    lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${f1(r.presentation.p95)} / ${f1(r.presentation.mean)} (${r.presentation.frames}); ${f1(r.presentationDirect.p95)} / ${f1(r.presentationDirect.mean)} | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
   }
   lines.push('');
   lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded |');
