@@ -14,6 +14,7 @@
 //! `--read FILE` instead decodes the barcode of every raw `yuv420p` frame in FILE (`-` for
 //! stdin), e.g. `ffmpeg -i http://HOST/live/NAME.flv -frames:v 1 -f rawvideo -pix_fmt yuv420p -`.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, ExitCode};
@@ -309,7 +310,7 @@ fn publish(
     fps: u32,
     encoders: usize,
     from_encoders: mpsc::Receiver<FromEncoder>,
-    slots: mpsc::Receiver<u64>,
+    slots: mpsc::Receiver<(u64, u64)>,
     failures: mpsc::Sender<Failure>,
 ) -> thread::JoinHandle<Published> {
     thread::Builder::new()
@@ -318,6 +319,7 @@ fn publish(
             let mut retimer = Retimer::new(fps);
             let mut published = Published::default();
             let mut open = encoders;
+            let (mut frames, mut pending) = (0u64, VecDeque::new());
             while open > 0 {
                 let Ok(item) = from_encoders.recv() else {
                     break;
@@ -336,10 +338,11 @@ fn publish(
                 let ts = match tag.kind {
                     TagKind::Video => {
                         let frame = retime::is_video_frame(&tag.body);
-                        // The pacer sends a frame's slot as it hands the frame over, long
-                        // before the encoded frame comes back.
                         let slot = frame
-                            .then(|| slots.recv_timeout(Duration::from_millis(50)).ok())
+                            .then(|| {
+                                frames += 1;
+                                slot_of(frames - 1, &mut pending, &slots)
+                            })
                             .flatten();
                         published.video += 1;
                         retimer.video(tag.timestamp, frame, slot)
@@ -364,6 +367,30 @@ fn publish(
             published
         })
         .expect("spawning the publisher thread")
+}
+
+/// The pacer slot of written frame number `frame`, from the pacer's `(frame, slot)` pairs:
+/// it sends each as it hands the frame over, long before the encoded frame comes back, but
+/// a thread may be descheduled in between, so this waits a little, and pairs by number (a
+/// late pair is never taken for the next frame).
+fn slot_of(
+    frame: u64,
+    pending: &mut VecDeque<(u64, u64)>,
+    slots: &mpsc::Receiver<(u64, u64)>,
+) -> Option<u64> {
+    loop {
+        while pending.front().is_some_and(|&(i, _)| i < frame) {
+            pending.pop_front();
+        }
+        match pending.front() {
+            Some(&(i, k)) if i == frame => {
+                pending.pop_front();
+                return Some(k);
+            }
+            Some(_) => return None,
+            None => pending.push_back(slots.recv_timeout(Duration::from_millis(50)).ok()?),
+        }
+    }
 }
 
 /// Writes the tone to the audio encoder in 10 ms chunks, each when its last sample is due
@@ -433,7 +460,7 @@ fn run(
     let fps = u64::from(config.fps);
     let (failed_tx, failed) = mpsc::channel::<Failure>();
     let (to_publisher, from_encoders) = mpsc::channel::<FromEncoder>();
-    let (slot_tx, slots) = mpsc::channel::<u64>();
+    let (slot_tx, slots) = mpsc::channel::<(u64, u64)>();
     let done = Arc::new(AtomicBool::new(false));
 
     let mut readers = vec![read_encoder(
@@ -572,7 +599,7 @@ fn run(
             barcode::encode(&mut frame, unix_ms());
             match to_writer.try_send(frame) {
                 Ok(()) => {
-                    let _ = slot_tx.send(k);
+                    let _ = slot_tx.send((written, k));
                     written += 1;
                     break;
                 }
