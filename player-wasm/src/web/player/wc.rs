@@ -217,9 +217,13 @@ impl Inner {
             } else {
                 self.wc_floor_ms + (need - self.wc_floor_ms) * 0.01
             };
-            if let Some(need) = self.wc_audio_need_ms() {
-                let d = self.wc_delay_ms();
-                self.audio_lag.update(need, d);
+            // Audio may trail a picture; with no picture there is nothing to trail.
+            match self.wc_audio_need_ms() {
+                Some(need) if has_video => {
+                    let d = self.wc_delay_ms();
+                    self.audio_lag.update(need, d);
+                }
+                _ => self.audio_lag.reset(),
             }
         }
         let now_us = local_now_us();
@@ -251,7 +255,8 @@ impl Inner {
 
     /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
     /// the display delay; for audio, what it needs less the most it may trail the video
-    /// ([`AudioLag`]): audio that arrives later than that is played late, not D raised for it.
+    /// ([`AudioLag`]): audio that arrives later than that is played late, not D raised for it
+    /// (an audio-only stream gets its whole need).
     pub(super) fn wc_required_ms(&self) -> f64 {
         let decode = self
             .wc
@@ -260,7 +265,14 @@ impl Inner {
             .and_then(|v| v.decode_p95())
             .unwrap_or(0.0);
         let video = self.arrival.required_ms(decode + self.wc_display_ms());
-        let audio = self.wc_audio_need_ms().map(AudioLag::min_delay_ms);
+        let has_video = self.wc.as_ref().is_some_and(|wc| wc.video.is_some());
+        let audio = self.wc_audio_need_ms().map(|need| {
+            if has_video {
+                AudioLag::min_delay_ms(need)
+            } else {
+                need
+            }
+        });
         match (video, audio) {
             (Some(v), Some(a)) => v.max(a),
             (Some(x), None) | (None, Some(x)) => x,
