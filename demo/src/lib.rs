@@ -1,9 +1,10 @@
 //! The Lockstep demo test source, as a library: the wall-clock barcode ([`barcode`]), the
 //! moving test picture ([`picture`]), the tone ([`tone`]), the two ffmpeg encoder children
-//! ([`encoder`]), the timestamp mapping that puts both tracks on one timeline ([`retime`])
-//! and the RTMP / HTTP publisher ([`publish`]). The binary `lockstep-test-source`
-//! (`src/main.rs`) paces frames and sound into the encoders and publishes what comes out;
-//! other crates' tests use [`barcode::decode`] to measure latency off decoded frames.
+//! ([`encoder`]), the timestamp mapping that puts both tracks on one timeline ([`retime`]),
+//! the RTMP / HTTP publisher ([`publish`]) and the worker threads that connect them
+//! ([`workers`]). The binary `lockstep-test-source` (`src/main.rs`) paces frames into the
+//! encoders; other crates' tests use [`barcode::decode`] to measure latency off decoded
+//! frames.
 
 pub mod barcode;
 pub mod encoder;
@@ -11,3 +12,4 @@ pub mod picture;
 pub mod publish;
 pub mod retime;
 pub mod tone;
+pub mod workers;
