@@ -133,8 +133,19 @@ export async function makeFlvs(dir, kinds = ['av', 'video', 'audio'], seconds = 
  * `lockstep-relay: http://`. Ports default to fresh free ones; pass the old ones to restart.
  */
 export async function startRelay({ httpPort, rtmpPort, args = [], env = {} } = {}) {
-  httpPort ??= await freePort();
-  rtmpPort ??= await freePort();
+  // A free port can be taken by another process between freePort() and the relay's bind:
+  // fresh ports are picked again then (at most three tries).
+  const fresh = httpPort === undefined && rtmpPort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRelayOn({ httpPort: httpPort ?? await freePort(), rtmpPort: rtmpPort ?? await freePort(), args, env });
+    } catch (e) {
+      if (!fresh || attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startRelayOn({ httpPort, rtmpPort, args, env }) {
   const argv = ['--http', `127.0.0.1:${httpPort}`, '--rtmp', `127.0.0.1:${rtmpPort}`, '--www', WWW, ...args];
   const env2 = { ...process.env, ...env };
   delete env2.LOCKSTEP_ADMIN_TOKEN;
