@@ -178,4 +178,130 @@ mod tests {
         assert_eq!(describe(r), "HTTP/1.1 403 Forbidden: wrong key");
         assert_eq!(describe(b"HTTP/1.1 200 OK\r\n\r\n"), "HTTP/1.1 200 OK");
     }
+
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    use lockstep_media::flv::{Demuxer, Event};
+
+    fn info() -> StreamInfo {
+        StreamInfo {
+            width: 640,
+            height: 360,
+            fps: 30,
+            video_kbps: 2000,
+            audio: Some((48_000, 2, 128)),
+        }
+    }
+
+    /// A one-connection server on 127.0.0.1: returns its URL and a thread that yields the
+    /// request head and the de-chunked body, after answering `answer`.
+    fn server(answer: &'static str) -> (String, thread::JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ingest/cam?key=k", listener.local_addr().unwrap());
+        let t = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = Vec::new();
+            if answer.contains(" 200 ") {
+                loop {
+                    let mut size = String::new();
+                    reader.read_line(&mut size).unwrap();
+                    let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                    let mut chunk = vec![0u8; n + 2];
+                    reader.read_exact(&mut chunk).unwrap();
+                    assert_eq!(&chunk[n..], b"\r\n", "chunk trailer");
+                    if n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+            }
+            (&stream).write_all(answer.as_bytes()).unwrap();
+            (head, body)
+        });
+        (url, t)
+    }
+
+    #[test]
+    fn streams_flv_in_a_chunked_put() {
+        let (url, server) = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        let mut p = HttpPublisher::connect(&url, &info()).unwrap();
+        p.send(TagKind::Video, 0, &[0x17, 0, 0, 0, 0, 1, 2])
+            .unwrap();
+        p.send(TagKind::Audio, 21, &[0xAF, 1, 0x21, 0x10]).unwrap();
+        p.finish();
+        let (head, body) = server.join().unwrap();
+        assert!(
+            head.starts_with("PUT /ingest/cam?key=k HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head}");
+
+        let mut demuxer = Demuxer::new();
+        demuxer.push_slice(&body);
+        let mut events = Vec::new();
+        while let Some(e) = demuxer.poll() {
+            events.push(e.unwrap());
+        }
+        assert!(demuxer.finish().is_ok());
+        let Event::Header(h) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert!(h.has_audio && h.has_video, "{h:?}");
+        assert!(
+            matches!(&events[2], Event::Metadata(m) if m.width == Some(640.0) && m.audio_sample_rate == Some(48_000.0)),
+            "{events:?}"
+        );
+        let tags: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tag(t) if t.kind != TagKind::Script => {
+                    Some((t.kind, t.timestamp, t.body.to_vec()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                (TagKind::Video, 0, vec![0x17, 0, 0, 0, 0, 1, 2]),
+                (TagKind::Audio, 21, vec![0xAF, 1, 0x21, 0x10]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_reported_by_the_next_send() {
+        let (url, server) = server(
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\nconnection: close\r\n\r\nwrong key",
+        );
+        let mut p = HttpPublisher::connect(&url, &info()).unwrap();
+        server.join().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let err = loop {
+            match p.send(TagKind::Video, 0, &[0x17, 1, 0, 0, 0]) {
+                Err(e) => break e,
+                Ok(()) if std::time::Instant::now() < deadline => {
+                    thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Ok(()) => panic!("no error within 5 s"),
+            }
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("403") || msg.contains("closed"), "{msg}");
+        p.finish();
+    }
 }

@@ -294,4 +294,159 @@ mod tests {
         assert!(split_url("rtmp://host/live").is_err());
         assert!(split_url("rtmp://host/").is_err());
     }
+
+    use std::collections::VecDeque;
+    use std::net::TcpListener;
+
+    use rml_rtmp::sessions::{
+        ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+    };
+
+    fn info() -> StreamInfo {
+        StreamInfo {
+            width: 640,
+            height: 360,
+            fps: 30,
+            video_kbps: 2000,
+            audio: Some((48_000, 2, 128)),
+        }
+    }
+
+    /// What the test server saw: the stream key, the metadata's width, and (kind, ts, body) of
+    /// each media message.
+    type Seen = (String, Option<u32>, Vec<(TagKind, u32, Vec<u8>)>);
+
+    /// An rml_rtmp server session on 127.0.0.1 for one client: accepts the connection, then
+    /// accepts the publish (or rejects it) and collects `media` media messages.
+    fn server(reject: bool, media: usize) -> (String, thread::JoinHandle<Seen>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("rtmp://{}/live/cam?key=k", listener.local_addr().unwrap());
+        let t = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut hs = Handshake::new(PeerType::Server);
+            let mut pending = loop {
+                let n = stream.read(&mut buf).unwrap();
+                match hs.process_bytes(&buf[..n]).unwrap() {
+                    HandshakeProcessResult::InProgress { response_bytes } => {
+                        stream.write_all(&response_bytes).unwrap()
+                    }
+                    HandshakeProcessResult::Completed {
+                        response_bytes,
+                        remaining_bytes,
+                    } => {
+                        stream.write_all(&response_bytes).unwrap();
+                        break remaining_bytes;
+                    }
+                }
+            };
+            let (mut session, first) = ServerSession::new(ServerSessionConfig::new()).unwrap();
+            let mut seen: Seen = (String::new(), None, Vec::new());
+            let mut results: VecDeque<ServerSessionResult> = first.into();
+            loop {
+                if !pending.is_empty() {
+                    results.extend(session.handle_input(&pending).unwrap());
+                    pending.clear();
+                }
+                while let Some(r) = results.pop_front() {
+                    let event = match r {
+                        ServerSessionResult::OutboundResponse(p) => {
+                            stream.write_all(&p.bytes).unwrap();
+                            continue;
+                        }
+                        ServerSessionResult::RaisedEvent(e) => e,
+                        ServerSessionResult::UnhandleableMessageReceived(_) => continue,
+                    };
+                    match event {
+                        ServerSessionEvent::ConnectionRequested { request_id, .. } => {
+                            results.extend(session.accept_request(request_id).unwrap())
+                        }
+                        ServerSessionEvent::PublishStreamRequested {
+                            request_id,
+                            stream_key,
+                            ..
+                        } => {
+                            seen.0 = stream_key;
+                            if reject {
+                                for r in session
+                                    .reject_request(
+                                        request_id,
+                                        "NetStream.Publish.BadName",
+                                        "wrong key",
+                                    )
+                                    .unwrap()
+                                {
+                                    if let ServerSessionResult::OutboundResponse(p) = r {
+                                        stream.write_all(&p.bytes).unwrap();
+                                    }
+                                }
+                                return seen;
+                            }
+                            results.extend(session.accept_request(request_id).unwrap());
+                        }
+                        ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                            seen.1 = metadata.video_width
+                        }
+                        ServerSessionEvent::VideoDataReceived {
+                            data, timestamp, ..
+                        } => seen
+                            .2
+                            .push((TagKind::Video, timestamp.value, data.to_vec())),
+                        ServerSessionEvent::AudioDataReceived {
+                            data, timestamp, ..
+                        } => seen
+                            .2
+                            .push((TagKind::Audio, timestamp.value, data.to_vec())),
+                        _ => {}
+                    }
+                }
+                if seen.2.len() >= media {
+                    return seen;
+                }
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed early");
+                pending.extend_from_slice(&buf[..n]);
+            }
+        });
+        (url, t)
+    }
+
+    #[test]
+    fn publishes_metadata_and_media() {
+        let (url, server) = server(false, 2);
+        let mut p = RtmpPublisher::connect(&url, &info()).unwrap();
+        p.send(
+            TagKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 1, 0, 0, 0, 9]),
+        )
+        .unwrap();
+        p.send(TagKind::Audio, 21, Bytes::from_static(&[0xAF, 1, 0x21]))
+            .unwrap();
+        let (key, width, media) = server.join().unwrap();
+        p.finish();
+        assert_eq!(key, "cam?key=k");
+        assert_eq!(width, Some(640));
+        assert_eq!(
+            media,
+            vec![
+                (TagKind::Video, 0, vec![0x17, 1, 0, 0, 0, 9]),
+                (TagKind::Audio, 21, vec![0xAF, 1, 0x21]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_publish_is_an_error() {
+        let (url, server) = server(true, 0);
+        let err = RtmpPublisher::connect(&url, &info())
+            .err()
+            .expect("refused");
+        server.join().unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("BadName") || msg.contains("closed"), "{msg}");
+    }
 }
