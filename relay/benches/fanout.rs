@@ -21,7 +21,7 @@
 //!   filled the broadcast ring;
 //! - Lockstep only: the relay-added delay p50/p99 from the relay's own histogram
 //!   (`lockstep_delivery_delay_seconds` on /metrics, window delta, interpolated within
-//!   buckets), and a client-side estimate: receive time − (Timeline ingest_us of the last
+//!   buckets), and a client-side estimate: receive time − (Timeline relay_us of the last
 //!   keyframe + (ts − keyframe ts) ms), per media message;
 //! - viewers that received a `Skipped` message, and viewers that got < 90 % of the expected
 //!   bytes (source bitrate × window).

@@ -234,8 +234,9 @@ pub struct Timeline {
     pub epoch: u32,
     /// A media timestamp (ms).
     pub timestamp_ms: u32,
-    /// When the relay ingested the frame with that timestamp, relay clock, Unix µs.
-    pub ingest_us: u64,
+    /// The relay time that timestamp stands for: the channel's earliest-arrival line
+    /// (docs/PROTOCOL.md, 0x82), never later than the frame's own arrival; Unix µs.
+    pub relay_us: u64,
 }
 
 /// Player to relay: a clock-sync probe.
@@ -505,7 +506,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         Message::Timeline(t) => {
             out.push(types::TIMELINE);
             u32s(out, &[t.epoch, t.timestamp_ms]);
-            u64s(out, &[t.ingest_us]);
+            u64s(out, &[t.relay_us]);
         }
         Message::Ping(p) => {
             out.push(types::PING);
@@ -745,7 +746,7 @@ pub fn decode(msg: Bytes) -> Result<Message, WireError> {
         types::TIMELINE => Message::Timeline(Timeline {
             epoch: r.u32()?,
             timestamp_ms: r.u32()?,
-            ingest_us: r.u64()?,
+            relay_us: r.u64()?,
         }),
         types::PING => Message::Ping(Ping { t0: r.u64()? }),
         types::PONG => Message::Pong(Pong {

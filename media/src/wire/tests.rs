@@ -65,7 +65,7 @@ fn samples() -> Vec<Message> {
         Message::Timeline(Timeline {
             epoch: 3,
             timestamp_ms: 1234,
-            ingest_us: 1_700_000_000_123_456,
+            relay_us: 1_700_000_000_123_456,
         }),
         Message::Ping(Ping { t0: 42 }),
         Message::Pong(Pong {
@@ -421,11 +421,11 @@ fn message() -> impl Strategy<Value = Message> {
                     tracks,
                 })
             }),
-        (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(epoch, timestamp_ms, ingest_us)| {
+        (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(epoch, timestamp_ms, relay_us)| {
             Message::Timeline(Timeline {
                 epoch,
                 timestamp_ms,
-                ingest_us,
+                relay_us,
             })
         }),
         any::<u64>().prop_map(|t0| Message::Ping(Ping { t0 })),

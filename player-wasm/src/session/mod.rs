@@ -190,7 +190,7 @@ impl Session {
             Message::StreamInfo(info) => self.on_stream_info(info),
             Message::Timeline(t) => {
                 if Some(t.epoch) == self.epoch {
-                    self.pending_timeline = Some((t.timestamp_ms, t.ingest_us));
+                    self.pending_timeline = Some((t.timestamp_ms, t.relay_us));
                 }
             }
             Message::Media(m) => self.on_media(m, now_us),

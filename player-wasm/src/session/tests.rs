@@ -109,7 +109,7 @@ fn relay_messages(tags: &[Tag], epoch: u32, ingest_base_us: u64) -> Vec<Bytes> {
                 Message::Timeline(wire::Timeline {
                     epoch,
                     timestamp_ms: t.timestamp,
-                    ingest_us: ingest_base_us + t.timestamp as u64 * 1000,
+                    relay_us: ingest_base_us + t.timestamp as u64 * 1000,
                 })
                 .to_bytes(),
             );

@@ -513,7 +513,7 @@ impl MediaState {
             Message::Timeline(wire::Timeline {
                 epoch: self.epoch,
                 timestamp_ms: ts,
-                ingest_us: line_us,
+                relay_us: line_us,
             }),
             now_us,
         )
