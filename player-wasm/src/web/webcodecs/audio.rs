@@ -16,7 +16,7 @@ use web_sys::{
 };
 
 use super::owned::Audio;
-use super::{Emit, Event};
+use super::{decoder_callbacks, Emit, Event};
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Listener;
 use lockstep_media::remux::TrackType;
@@ -40,14 +40,7 @@ struct Decoder {
 
 impl Decoder {
     fn new(emit: &Emit, setup: &DecoderSetup) -> Result<Decoder, JsValue> {
-        let e = emit.clone();
-        let out =
-            Closure::wrap(Box::new(move |a: AudioData| e(Event::Audio(Audio(a))))
-                as Box<dyn FnMut(AudioData)>);
-        let e = emit.clone();
-        let err = Closure::wrap(Box::new(move |x: JsValue| {
-            e(Event::Error(TrackType::Audio, crate::web::mse::js_err(&x)))
-        }) as Box<dyn FnMut(JsValue)>);
+        let (out, err) = decoder_callbacks(emit, TrackType::Audio, |a| Event::Audio(Audio(a)));
         let dec = AudioDecoder::new(&AudioDecoderInit::new(
             err.as_ref().unchecked_ref(),
             out.as_ref().unchecked_ref(),

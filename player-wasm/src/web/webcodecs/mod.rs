@@ -52,6 +52,28 @@ pub enum Event {
 
 pub type Emit = Rc<dyn Fn(Event)>;
 
+/// A decoder's `error` callback.
+pub type ErrorCallback = Closure<dyn FnMut(JsValue)>;
+
+/// A decoder's `output` and `error` callbacks: each output goes to `emit` as `wrap(output)`,
+/// each error as an [`Event::Error`] of `track`.
+pub fn decoder_callbacks<T>(
+    emit: &Emit,
+    track: TrackType,
+    wrap: fn(T) -> Event,
+) -> (Closure<dyn FnMut(T)>, ErrorCallback)
+where
+    T: wasm_bindgen::convert::FromWasmAbi + 'static,
+{
+    let e = emit.clone();
+    let out = Closure::wrap(Box::new(move |x: T| e(wrap(x))) as Box<dyn FnMut(T)>);
+    let e = emit.clone();
+    let err = Closure::wrap(Box::new(move |x: JsValue| {
+        e(Event::Error(track, crate::web::mse::js_err(&x)))
+    }) as Box<dyn FnMut(JsValue)>);
+    (out, err)
+}
+
 thread_local! {
     static IGNORE: &'static Closure<dyn FnMut(JsValue)> =
         Box::leak(Box::new(Closure::new(|_: JsValue| {})));

@@ -23,7 +23,7 @@ use web_sys::{
 
 use super::display::FrameCallbacks;
 use super::owned::Frame;
-use super::{Emit, Event};
+use super::{decoder_callbacks, Emit, Event};
 use crate::control::display_delay::DisplayDelay;
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Timer;
@@ -62,15 +62,7 @@ struct Decoder {
 
 impl Decoder {
     fn new(emit: &Emit, setup: &DecoderSetup) -> Result<Decoder, JsValue> {
-        let e = emit.clone();
-        let out = Closure::wrap(
-            Box::new(move |f: VideoFrame| e(Event::Frame(Frame::new(f))))
-                as Box<dyn FnMut(VideoFrame)>,
-        );
-        let e = emit.clone();
-        let err = Closure::wrap(Box::new(move |x: JsValue| {
-            e(Event::Error(TrackType::Video, crate::web::mse::js_err(&x)))
-        }) as Box<dyn FnMut(JsValue)>);
+        let (out, err) = decoder_callbacks(emit, TrackType::Video, |f| Event::Frame(Frame::new(f)));
         let dec = VideoDecoder::new(&VideoDecoderInit::new(
             err.as_ref().unchecked_ref(),
             out.as_ref().unchecked_ref(),
