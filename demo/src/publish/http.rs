@@ -9,7 +9,7 @@ use std::thread;
 
 use lockstep_media::flv::amf0::Value;
 use lockstep_media::flv::metadata::{CodecId, Metadata};
-use lockstep_media::flv::tag::write_tag;
+use lockstep_media::flv::tag::{write_file_header, write_tag};
 use lockstep_media::flv::TagKind;
 
 use super::{connect_tcp, host_port, Failure, PublishError, StreamInfo};
@@ -97,36 +97,36 @@ impl HttpPublisher {
             reader: Some(reader),
             buf: Vec::with_capacity(64 * 1024),
         };
-        // FLV header: signature, version 1, flags (audio 4, video 1), header size 9, then
-        // PreviousTagSize0.
-        let flags = 1 | if info.audio.is_some() { 4 } else { 0 };
-        let mut first = vec![b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0];
-        write_tag(
-            &mut first,
-            TagKind::Script,
-            0,
-            &metadata(info).to_script_body(),
-        );
-        publisher.write_chunk(&first)?;
+        let script = metadata(info).to_script_body();
+        publisher.write_chunk(|buf| {
+            write_file_header(buf, info.audio.is_some(), true);
+            write_tag(buf, TagKind::Script, 0, &script);
+        })?;
         Ok(publisher)
     }
 
-    fn write_chunk(&mut self, data: &[u8]) -> Result<(), PublishError> {
+    /// Sends one chunk whose data `fill` appends, built in place in the reused buffer. The
+    /// chunk-size is written as 8 hex digits and patched once the data is there (leading
+    /// zeros are allowed, RFC 9112 section 7.1).
+    fn write_chunk(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> Result<(), PublishError> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         if let Some(e) = self.failure.take() {
             return Err(e);
         }
         self.buf.clear();
-        write!(self.buf, "{:x}\r\n", data.len())?;
-        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"00000000\r\n");
+        fill(&mut self.buf);
+        let n = self.buf.len() - 10;
+        for (i, digit) in self.buf[..8].iter_mut().rev().enumerate() {
+            *digit = HEX[(n >> (4 * i)) & 0xF];
+        }
         self.buf.extend_from_slice(b"\r\n");
         self.stream.write_all(&self.buf)?;
         Ok(())
     }
 
     pub fn send(&mut self, kind: TagKind, ts: u32, body: &[u8]) -> Result<(), PublishError> {
-        let mut tag = Vec::with_capacity(body.len() + 15);
-        write_tag(&mut tag, kind, ts, body);
-        self.write_chunk(&tag)
+        self.write_chunk(|buf| write_tag(buf, kind, ts, body))
     }
 
     pub fn finish(mut self) {
@@ -170,6 +170,7 @@ fn metadata(info: &StreamInfo) -> Metadata {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_info;
     use super::*;
 
     #[test]
@@ -183,16 +184,6 @@ mod tests {
     use std::net::TcpListener;
 
     use lockstep_media::flv::{Demuxer, Event};
-
-    fn info() -> StreamInfo {
-        StreamInfo {
-            width: 640,
-            height: 360,
-            fps: 30,
-            video_kbps: 2000,
-            audio: Some((48_000, 2, 128)),
-        }
-    }
 
     /// A one-connection server on 127.0.0.1: returns its URL and a thread that yields the
     /// request head and the de-chunked body, after answering `answer`.
@@ -238,7 +229,7 @@ mod tests {
     #[test]
     fn streams_flv_in_a_chunked_put() {
         let (url, server) = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-        let mut p = HttpPublisher::connect(&url, &info()).unwrap();
+        let mut p = HttpPublisher::connect(&url, &test_info()).unwrap();
         p.send(TagKind::Video, 0, &[0x17, 0, 0, 0, 0, 1, 2])
             .unwrap();
         p.send(TagKind::Audio, 21, &[0xAF, 1, 0x21, 0x10]).unwrap();
@@ -288,7 +279,7 @@ mod tests {
         let (url, server) = server(
             "HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\nconnection: close\r\n\r\nwrong key",
         );
-        let mut p = HttpPublisher::connect(&url, &info()).unwrap();
+        let mut p = HttpPublisher::connect(&url, &test_info()).unwrap();
         server.join().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let err = loop {

@@ -171,6 +171,18 @@ fn connect_tcp(host: &str, port: u16) -> Result<std::net::TcpStream, PublishErro
         .unwrap_or_else(|| PublishError::BadUrl(format!("{host}:{port}"), "no address".into())))
 }
 
+/// A stream description for tests.
+#[cfg(test)]
+fn test_info() -> StreamInfo {
+    StreamInfo {
+        width: 640,
+        height: 360,
+        fps: 30,
+        video_kbps: 2000,
+        audio: Some((48_000, 2, 128)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

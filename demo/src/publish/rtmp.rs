@@ -236,9 +236,9 @@ impl RtmpPublisher {
             TagKind::Audio => session.publish_audio_data(body, ts, false)?,
             TagKind::Script => return Ok(()),
         };
-        let mut out = Vec::new();
-        split(vec![packet], &mut out);
-        stream.write_all(&out)?;
+        if let ClientSessionResult::OutboundResponse(p) = packet {
+            stream.write_all(&p.bytes)?;
+        }
         Ok(())
     }
 
@@ -280,6 +280,7 @@ fn metadata(info: &StreamInfo) -> StreamMetadata {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_info;
     use super::*;
 
     #[test]
@@ -301,16 +302,6 @@ mod tests {
     use rml_rtmp::sessions::{
         ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
     };
-
-    fn info() -> StreamInfo {
-        StreamInfo {
-            width: 640,
-            height: 360,
-            fps: 30,
-            video_kbps: 2000,
-            audio: Some((48_000, 2, 128)),
-        }
-    }
 
     /// What the test server saw: the stream key, the metadata's width, and (kind, ts, body) of
     /// each media message.
@@ -417,7 +408,7 @@ mod tests {
     #[test]
     fn publishes_metadata_and_media() {
         let (url, server) = server(false, 2);
-        let mut p = RtmpPublisher::connect(&url, &info()).unwrap();
+        let mut p = RtmpPublisher::connect(&url, &test_info()).unwrap();
         p.send(
             TagKind::Video,
             0,
@@ -442,7 +433,7 @@ mod tests {
     #[test]
     fn a_rejected_publish_is_an_error() {
         let (url, server) = server(true, 0);
-        let err = RtmpPublisher::connect(&url, &info())
+        let err = RtmpPublisher::connect(&url, &test_info())
             .err()
             .expect("refused");
         server.join().unwrap();
