@@ -13,6 +13,9 @@
 //!
 //! Sequence headers (codec configs) keep their time.
 
+use lockstep_media::flv::audio::{AudioPacket, AudioTagHeader};
+use lockstep_media::flv::video::{VideoPacket, VideoTagHeader};
+
 use crate::tone::SAMPLE_RATE;
 
 /// Samples of priming (encoder delay) that ffmpeg's native AAC encoder puts first.
@@ -69,19 +72,15 @@ impl Retimer {
     }
 }
 
-/// Whether an FLV video tag body is a frame (not an AVC/HEVC sequence header or end of
-/// sequence), from its first two bytes (legacy CodecID 7/12 with AVCPacketType 1).
+/// Whether an FLV video tag body carries coded pictures (not a sequence header or end).
 pub fn is_video_frame(body: &[u8]) -> bool {
-    body.len() >= 2 && body[1] == 1
+    VideoTagHeader::parse(body)
+        .is_ok_and(|h| matches!(h.packet, VideoPacket::CodedFrames { .. } | VideoPacket::Raw))
 }
 
-/// Whether an FLV audio tag body is a frame (not an AAC sequence header).
+/// Whether an FLV audio tag body carries a coded frame (not an AAC sequence header).
 pub fn is_audio_frame(body: &[u8]) -> bool {
-    match body.first() {
-        Some(b) if b >> 4 == 10 => body.len() >= 2 && body[1] == 1,
-        Some(_) => true,
-        None => false,
-    }
+    AudioTagHeader::parse(body).is_ok_and(|h| h.packet == AudioPacket::Coded)
 }
 
 #[cfg(test)]
