@@ -1,6 +1,6 @@
 //! Codec configuration records and the facts a muxer or player needs from them.
 //!
-//! One file per codec ([`h264`], [`h265`], [`aac`], [`mp3`]); [`bits`] is the bit reader with
+//! One file per codec ([`h264`], [`h265`], [`aac`], [`mp3`], [`opus`]); [`bits`] is the bit reader with
 //! Exp-Golomb codes and emulation-prevention removal that the H.26x parameter-set parsers share.
 //! This module only reads configurations; it never decodes pictures or audio.
 
@@ -9,6 +9,7 @@ pub mod bits;
 pub mod h264;
 pub mod h265;
 pub mod mp3;
+pub mod opus;
 
 use bytes::Bytes;
 
@@ -89,42 +90,57 @@ pub struct VideoInfo {
 pub enum AudioConfig {
     Aac(aac::AudioSpecificConfig),
     Mp3(mp3::Mp3Header),
+    Opus(opus::OpusHead),
 }
 
 impl AudioConfig {
-    /// Codec string: `mp4a.40.N` for AAC; `mp3` for MP3 (WebCodecs name). MP3 is played by MSE
-    /// as `audio/mpeg` (see [`AudioConfig::mse_mime`]).
+    /// Codec string: `mp4a.40.N` for AAC; `mp3` for MP3 (WebCodecs name); `opus` (the
+    /// WebCodecs name and the RFC 6381 name of Opus in MP4). MP3 is played by MSE as
+    /// `audio/mpeg` (see [`AudioConfig::mse_mime`]).
     pub fn codec_string(&self) -> String {
         match self {
             AudioConfig::Aac(c) => c.codec_string(),
             AudioConfig::Mp3(_) => "mp3".to_string(),
+            AudioConfig::Opus(_) => "opus".to_string(),
         }
     }
     /// The MIME type to give MSE: `audio/mp4; codecs="mp4a.40.2"` for AAC in fMP4, and
     /// `audio/mpeg` for MP3, which Chromium only plays as raw MPEG audio frames.
     pub fn mse_mime(&self) -> String {
         match self {
-            AudioConfig::Aac(c) => format!("audio/mp4; codecs=\"{}\"", c.codec_string()),
             AudioConfig::Mp3(_) => "audio/mpeg".to_string(),
+            _ => format!("audio/mp4; codecs=\"{}\"", self.codec_string()),
         }
     }
     pub fn sample_rate(&self) -> u32 {
         match self {
             AudioConfig::Aac(c) => c.sample_rate,
             AudioConfig::Mp3(h) => h.sample_rate,
+            AudioConfig::Opus(_) => opus::SAMPLE_RATE,
         }
     }
     pub fn channels(&self) -> u8 {
         match self {
             AudioConfig::Aac(c) => c.channels,
             AudioConfig::Mp3(h) => h.channels,
+            AudioConfig::Opus(h) => h.channels,
         }
     }
-    /// PCM samples (per channel, at [`AudioConfig::sample_rate`]) in one coded frame.
+    /// PCM samples (per channel, at [`AudioConfig::sample_rate`]) in one coded frame; for
+    /// Opus, whose packets vary, the common 20 ms (see [`AudioConfig::frame_samples`]).
     pub fn samples_per_frame(&self) -> u32 {
         match self {
             AudioConfig::Aac(c) => c.frame_length,
             AudioConfig::Mp3(h) => h.samples_per_frame,
+            AudioConfig::Opus(_) => 960,
+        }
+    }
+    /// PCM samples in the coded frame `data`: its TOC for Opus, the fixed frame length
+    /// otherwise.
+    pub fn frame_samples(&self, data: &[u8]) -> u32 {
+        match self {
+            AudioConfig::Opus(_) => opus::packet_samples(data).unwrap_or(960),
+            _ => self.samples_per_frame(),
         }
     }
 }

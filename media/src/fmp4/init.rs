@@ -15,7 +15,7 @@
 //!       minf
 //!         vmhd | smhd
 //!         dinf > dref > url
-//!         stbl > stsd > (avc1 > avcC | hvc1 > hvcC | mp4a > esds), stts, stsc, stsz, stco
+//!         stbl > stsd > (avc1 > avcC | hvc1 > hvcC | mp4a > esds | Opus > dOps), stts, stsc, stsz, stco
 //!   mvex
 //!     trex (per track)
 //! ```
@@ -257,7 +257,11 @@ fn write_audio_entry(channels: u8, sample_rate: u32, entry: &AudioEntry, out: &m
     } else {
         0
     };
-    write_box!(out, b"mp4a", {
+    let kind = match entry {
+        AudioEntry::Opus { .. } => b"Opus",
+        _ => b"mp4a",
+    };
+    write_box!(out, kind, {
         out.put_bytes(0, 6); // SampleEntry reserved[6]
         out.put_u16(1); // data_reference_index
         out.put_u64(0); // reserved[2] (version / revision / vendor in QuickTime)
@@ -266,7 +270,25 @@ fn write_audio_entry(channels: u8, sample_rate: u32, entry: &AudioEntry, out: &m
         out.put_u16(0); // pre_defined
         out.put_u16(0); // reserved
         out.put_u32(rate_16_16); // samplerate, 16.16
-        write_esds(entry, out);
+        match entry {
+            AudioEntry::Opus { head } => write_dops(head, out),
+            _ => write_esds(entry, out),
+        }
+    });
+}
+
+/// Opus specific box, "Encapsulation of Opus in ISO Base Media File Format" §4.3.2: the
+/// `OpusHead` fields after the magic and version, big-endian where the header is little-endian.
+fn write_dops(head: &crate::codec::opus::OpusHead, out: &mut Vec<u8>) {
+    write_box!(out, b"dOps", {
+        out.put_u8(0); // Version
+        out.put_u8(head.channels); // OutputChannelCount
+        out.put_u16(head.pre_skip); // PreSkip
+        out.put_u32(head.input_sample_rate); // InputSampleRate
+        out.put_i16(head.output_gain); // OutputGain
+        out.put_u8(head.mapping_family); // ChannelMappingFamily
+                                         // StreamCount, CoupledCount, ChannelMapping[OutputChannelCount] when the family is not 0.
+        out.extend_from_slice(&head.mapping);
     });
 }
 
@@ -313,7 +335,7 @@ fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, len: usize) {
 fn write_esds(entry: &AudioEntry, out: &mut Vec<u8>) {
     let (object_type, dsi): (u8, Option<&[u8]>) = match entry {
         AudioEntry::Aac { asc } => (0x40, Some(asc)),
-        AudioEntry::Mp3 => (0x6b, None),
+        AudioEntry::Mp3 | AudioEntry::Opus { .. } => (0x6b, None),
     };
     let dsi_total = dsi.map_or(0, |d| descriptor_header_len(d.len()) + d.len());
     let dcd_len = 13 + dsi_total;

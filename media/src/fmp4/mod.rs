@@ -80,7 +80,8 @@ pub enum VideoEntry {
     Hevc { record: Bytes },
 }
 
-/// An audio sample entry (ISO/IEC 14496-12 §12.2.3) with an `esds` box (ISO/IEC 14496-14 §5.6).
+/// An audio sample entry (ISO/IEC 14496-12 §12.2.3) with its decoder configuration: an `esds`
+/// box (ISO/IEC 14496-14 §5.6) for MPEG audio, `dOps` for Opus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioEntry {
     /// `objectTypeIndication` 0x40 (MPEG-4 Audio); `asc` is the AudioSpecificConfig written as
@@ -89,6 +90,10 @@ pub enum AudioEntry {
     /// `objectTypeIndication` 0x6B (MPEG-1 Audio, which covers MPEG-2/2.5 layer III in
     /// practice), no DecoderSpecificInfo. Samples are whole MP3 frames, headers included.
     Mp3,
+    /// An `Opus` sample entry with a `dOps` box ("Encapsulation of Opus in ISO Base Media File
+    /// Format" section 4.3), from the stream's `OpusHead`. Samples are Opus packets; the
+    /// track's timescale must be 48000.
+    Opus { head: crate::codec::opus::OpusHead },
 }
 
 /// One sample's `trun` entry (ISO/IEC 14496-12 §8.8.8).

@@ -285,7 +285,7 @@ pub struct ParsedTrack {
     pub audio: Option<(u16, u32)>,
     /// `objectTypeIndication` of an `esds` DecoderConfigDescriptor.
     pub object_type: Option<u8>,
-    /// The raw decoder configuration: the `avcC` / `hvcC` payload, or the `esds`
+    /// The raw decoder configuration: the `avcC` / `hvcC` / `dOps` payload, or the `esds`
     /// DecoderSpecificInfo (AudioSpecificConfig for AAC). Empty if there is none (MP3).
     pub config: Bytes,
     /// The `trex` defaults for this track.
@@ -483,6 +483,8 @@ fn parse_audio_entry(data: &[u8], entry: &BoxHeader, t: &mut ParsedTrack) -> Res
     c.skip(extra)?;
     if let Some(esds) = find_child(data, entry, 28 + extra, b"esds")? {
         parse_esds(data, &esds, t)?;
+    } else if let Some(dops) = find_child(data, entry, 28 + extra, b"dOps")? {
+        t.config = Bytes::copy_from_slice(&data[dops.body_range()]);
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ use crate::codec::aac::AudioSpecificConfig;
 use crate::codec::h264::AvcConfig;
 use crate::codec::h265::HevcConfig;
 use crate::codec::mp3::Mp3Header;
+use crate::codec::opus::{self, OpusHead};
 use crate::codec::{AudioConfig, CodecError, VideoConfig};
 use crate::flv::audio::{AudioCodec, AudioPacket, AudioTagHeader};
 use crate::flv::video::{TagHeaderError, VideoCodec, VideoPacket, VideoTagHeader};
@@ -362,7 +363,39 @@ impl Remuxer {
                 self.add_audio_frame(timestamp, payload);
                 Ok(())
             }
-            (AudioCodec::Aac | AudioCodec::Mp3, _) => Ok(()),
+            (AudioCodec::Opus, AudioPacket::SequenceStart) => {
+                let head = OpusHead::parse(payload).map_err(|source| RemuxError::Config {
+                    kind,
+                    timestamp,
+                    source,
+                })?;
+                self.set_config(
+                    TrackType::Audio,
+                    TrackConfig::Audio(AudioConfig::Opus(head)),
+                );
+                Ok(())
+            }
+            (AudioCodec::Opus, AudioPacket::Coded) => {
+                if opus::packet_samples(&payload).is_none() {
+                    return Ok(());
+                }
+                // The sequence start is optional for Opus: without one, a stereo or mono
+                // stream as the packets' TOC says.
+                if !matches!(
+                    self.audio.config,
+                    Some(TrackConfig::Audio(AudioConfig::Opus(_)))
+                ) {
+                    let channels = 1 + u8::from(opus::packet_stereo(&payload));
+                    let head = OpusHead::implied(channels);
+                    self.set_config(
+                        TrackType::Audio,
+                        TrackConfig::Audio(AudioConfig::Opus(head)),
+                    );
+                }
+                self.add_audio_frame(timestamp, payload);
+                Ok(())
+            }
+            (AudioCodec::Aac | AudioCodec::Mp3 | AudioCodec::Opus, _) => Ok(()),
             (codec, _) => Err(RemuxError::Unsupported {
                 kind,
                 timestamp,

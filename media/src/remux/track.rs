@@ -3,7 +3,8 @@
 //!
 //! Video decode times are FLV milliseconds × 90 on a 90 kHz timescale (exact, no rounding).
 //! Audio decode times count samples on the audio sample rate: each AAC frame lasts exactly
-//! 1024 (or 960) samples and each MP3 frame 1152 (or 576), so hours of audio never drift;
+//! 1024 (or 960) samples, each MP3 frame 1152 (or 576), each Opus packet what its TOC byte
+//! says (on Opus's 48 kHz), so hours of audio never drift;
 //! the clock re-synchronises to the FLV timestamps only when they disagree by more than a
 //! frame (a gap in the source, or a source whose clock is not its sample clock).
 
@@ -74,6 +75,7 @@ impl TrackConfig {
                         asc: c.record.clone(),
                     },
                     AudioConfig::Mp3(_) => AudioEntry::Mp3,
+                    AudioConfig::Opus(head) => AudioEntry::Opus { head: head.clone() },
                 },
             },
         };
@@ -203,8 +205,9 @@ impl Track {
             }
         }
         if let (TrackType::Audio, Some(TrackConfig::Audio(a))) = (self.kind, &self.config) {
-            sample.duration = Some(a.samples_per_frame());
-            self.last_duration = Some(a.samples_per_frame());
+            let samples = a.frame_samples(&sample.data);
+            sample.duration = Some(samples);
+            self.last_duration = Some(samples);
         }
         self.last_dts = Some(sample.dts);
         self.queue.push(sample);
