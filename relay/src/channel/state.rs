@@ -12,6 +12,8 @@ use lockstep_media::codec::aac::AudioSpecificConfig;
 use lockstep_media::codec::h264::AvcConfig;
 use lockstep_media::codec::h265::HevcConfig;
 use lockstep_media::codec::mp3::Mp3Header;
+use lockstep_media::codec::opus::{self, OpusHead};
+use lockstep_media::codec::AudioConfig;
 use lockstep_media::flv::audio::{AudioCodec, AudioPacket, AudioTagHeader};
 use lockstep_media::flv::metadata::Metadata;
 use lockstep_media::flv::video::{VideoCodec, VideoPacket, VideoTagHeader};
@@ -359,18 +361,15 @@ impl MediaState {
     ) -> Result<(), String> {
         let h = AudioTagHeader::parse(&body).map_err(|e| e.to_string())?;
         match (h.codec, h.packet) {
-            (AudioCodec::Aac, AudioPacket::SequenceStart) => {
-                let asc =
-                    AudioSpecificConfig::parse(h.payload(&body)).map_err(|e| e.to_string())?;
-                let track = wire::Track {
-                    codec_id: 10,
-                    fourcc: [0; 4],
-                    codec: asc.codec_string(),
-                    params: TrackParams::Audio {
-                        sample_rate: asc.sample_rate,
-                        channels: asc.channels,
-                    },
+            (AudioCodec::Aac | AudioCodec::Opus, AudioPacket::SequenceStart) => {
+                let config = if h.codec == AudioCodec::Opus {
+                    AudioConfig::Opus(OpusHead::parse(h.payload(&body)).map_err(|e| e.to_string())?)
+                } else {
+                    AudioConfig::Aac(
+                        AudioSpecificConfig::parse(h.payload(&body)).map_err(|e| e.to_string())?,
+                    )
                 };
+                let track = audio_track(h.codec, &config);
                 let frame = media(
                     MediaKind::Audio,
                     MediaFlags::CONFIG,
@@ -390,19 +389,24 @@ impl MediaState {
                 }
                 Ok(())
             }
-            (AudioCodec::Aac, AudioPacket::Coded) | (AudioCodec::Mp3, AudioPacket::Coded) => {
+            (AudioCodec::Aac | AudioCodec::Mp3 | AudioCodec::Opus, AudioPacket::Coded) => {
+                let payload = h.payload(&body);
                 if h.codec == AudioCodec::Mp3 {
-                    let mp3 = Mp3Header::parse(&h.payload(&body)).map_err(|e| e.to_string())?;
-                    let track = wire::Track {
-                        codec_id: 2,
-                        fourcc: [0; 4],
-                        codec: "mp3".to_string(),
-                        params: TrackParams::Audio {
-                            sample_rate: mp3.sample_rate,
-                            channels: mp3.channels,
-                        },
-                    };
-                    self.set_audio_track(track, now_us, out);
+                    let mp3 = Mp3Header::parse(&payload).map_err(|e| e.to_string())?;
+                    self.set_audio_track(audio_track(h.codec, &AudioConfig::Mp3(mp3)), now_us, out);
+                } else if h.codec == AudioCodec::Opus {
+                    if opus::packet_samples(&payload).is_none() {
+                        return Err("Opus packet with an invalid TOC".to_string());
+                    }
+                    if self.audio_config.is_none() {
+                        // No sequence start (optional for Opus): the packets' channel count.
+                        let head = OpusHead::implied(1 + u8::from(opus::packet_stereo(&payload)));
+                        self.set_audio_track(
+                            audio_track(h.codec, &AudioConfig::Opus(head)),
+                            now_us,
+                            out,
+                        );
+                    }
                 } else if self.audio_config.is_none() {
                     return Ok(()); // AAC frames before the AudioSpecificConfig
                 }
@@ -443,7 +447,7 @@ impl MediaState {
                 out.push(frame);
                 Ok(())
             }
-            (AudioCodec::Aac | AudioCodec::Mp3, _) => Ok(()),
+            (AudioCodec::Aac | AudioCodec::Mp3 | AudioCodec::Opus, _) => Ok(()),
             (other, _) => Err(format!("unsupported audio codec {other:?}")),
         }
     }
@@ -543,4 +547,21 @@ fn media(
 
 fn control(msg: Message, now_us: u64) -> Frame {
     Frame::control(&msg, now_us)
+}
+
+/// The stream-info track of an audio configuration (`codec` as the tag header named it).
+fn audio_track(codec: AudioCodec, config: &AudioConfig) -> wire::Track {
+    wire::Track {
+        codec_id: codec.legacy_id(),
+        fourcc: if codec == AudioCodec::Opus {
+            *b"Opus"
+        } else {
+            [0; 4]
+        },
+        codec: config.codec_string(),
+        params: TrackParams::Audio {
+            sample_rate: config.sample_rate(),
+            channels: config.channels(),
+        },
+    }
 }
