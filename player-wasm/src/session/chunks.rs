@@ -1,14 +1,16 @@
 //! The WebCodecs path of the session: FLV tag bodies to decoder configurations and encoded
 //! chunks, with no fMP4 in between. Configurations come from the sequence headers (AVC/HEVC
-//! record and AAC AudioSpecificConfig as the decoder `description`) or, for MP3, from the
-//! first frame header; chunk data is the payload as received (length-prefixed NAL units,
-//! raw AAC or MPEG audio frames).
+//! record, AAC AudioSpecificConfig, `OpusHead` as the decoder `description`) or, for MP3
+//! (and Opus without a sequence start), from the first frame; chunk data is the payload as
+//! received (length-prefixed NAL units, raw AAC, MPEG audio frames, Opus packets).
 
 use bytes::Bytes;
 use lockstep_media::codec::aac::AudioSpecificConfig;
 use lockstep_media::codec::h264::AvcConfig;
 use lockstep_media::codec::h265::HevcConfig;
 use lockstep_media::codec::mp3::Mp3Header;
+use lockstep_media::codec::opus::{self, OpusHead};
+use lockstep_media::codec::AudioConfig;
 use lockstep_media::flv::audio::{AudioCodec, AudioPacket, AudioTagHeader};
 use lockstep_media::flv::video::{VideoCodec, VideoPacket, VideoTagHeader};
 use lockstep_media::remux::TrackType;
@@ -17,9 +19,9 @@ use lockstep_media::remux::TrackType;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecoderSetup {
     pub track: TrackType,
-    /// WebCodecs codec string: `avc1.64001f`, `hvc1.1.6.L93.90`, `mp4a.40.2`, `mp3`.
+    /// WebCodecs codec string: `avc1.64001f`, `hvc1.1.6.L93.90`, `mp4a.40.2`, `mp3`, `opus`.
     pub codec: String,
-    /// The `description`: avcC / hvcC record or AudioSpecificConfig; none for MP3.
+    /// The `description`: avcC / hvcC record, AudioSpecificConfig or OpusHead; none for MP3.
     pub description: Option<Bytes>,
     pub width: u32,
     pub height: u32,
@@ -123,46 +125,51 @@ impl ChunkMaker {
     pub fn audio(&mut self, ts: u32, body: &Bytes, out: &mut Vec<Decodable>) -> Result<(), String> {
         let h = AudioTagHeader::parse(body).map_err(|e| e.to_string())?;
         let payload = h.payload(body);
-        let setup = match (h.codec, h.packet) {
-            (AudioCodec::Aac, AudioPacket::SequenceStart) => {
-                let asc = AudioSpecificConfig::parse(payload.clone()).map_err(|e| e.to_string())?;
-                Some(DecoderSetup {
-                    track: TrackType::Audio,
-                    codec: asc.codec_string(),
-                    description: Some(asc.record.clone()),
-                    width: 0,
-                    height: 0,
-                    sample_rate: asc.sample_rate,
-                    channels: asc.channels,
-                })
-            }
+        let err = |e: lockstep_media::codec::CodecError| e.to_string();
+        let current = self.audio.as_ref().map_or("", |s| s.codec.as_str());
+        let config = match (h.codec, h.packet) {
+            (AudioCodec::Aac, AudioPacket::SequenceStart) => Some(AudioConfig::Aac(
+                AudioSpecificConfig::parse(payload.clone()).map_err(err)?,
+            )),
+            (AudioCodec::Opus, AudioPacket::SequenceStart) => Some(AudioConfig::Opus(
+                OpusHead::parse(payload.clone()).map_err(err)?,
+            )),
             (AudioCodec::Mp3, AudioPacket::Coded) => {
-                let m = Mp3Header::parse(&payload).map_err(|e| e.to_string())?;
-                Some(DecoderSetup {
-                    track: TrackType::Audio,
-                    codec: "mp3".into(),
-                    description: None,
-                    width: 0,
-                    height: 0,
-                    sample_rate: m.sample_rate,
-                    channels: m.channels,
-                })
+                Some(AudioConfig::Mp3(Mp3Header::parse(&payload).map_err(err)?))
             }
+            // The sequence start is optional for Opus: the packets' channel count.
+            (AudioCodec::Opus, AudioPacket::Coded) if current != "opus" => Some(AudioConfig::Opus(
+                OpusHead::implied(1 + u8::from(opus::packet_stereo(&payload))),
+            )),
             _ => None,
         };
-        if let Some(setup) = setup {
+        if let Some(config) = config {
+            let setup = DecoderSetup {
+                track: TrackType::Audio,
+                codec: config.codec_string(),
+                description: match &config {
+                    AudioConfig::Aac(c) => Some(c.record.clone()),
+                    AudioConfig::Opus(c) => Some(c.record.clone()),
+                    AudioConfig::Mp3(_) => None,
+                },
+                width: 0,
+                height: 0,
+                sample_rate: config.sample_rate(),
+                channels: config.channels(),
+            };
             if self.audio.as_ref() != Some(&setup) {
                 self.audio = Some(setup.clone());
                 out.push(Decodable::Configure(setup));
             }
         }
-        let coded = matches!(
-            (h.codec, h.packet, &self.audio),
-            (AudioCodec::Aac, AudioPacket::Coded, Some(s)) if s.codec.starts_with("mp4a")
-        ) || matches!(
-            (h.codec, h.packet, &self.audio),
-            (AudioCodec::Mp3, AudioPacket::Coded, Some(s)) if s.codec == "mp3"
-        );
+        let current = self.audio.as_ref().map_or("", |s| s.codec.as_str());
+        let coded = h.packet == AudioPacket::Coded
+            && match h.codec {
+                AudioCodec::Aac => current.starts_with("mp4a"),
+                AudioCodec::Mp3 => current == "mp3",
+                AudioCodec::Opus => current == "opus",
+                _ => false,
+            };
         if coded && !payload.is_empty() {
             out.push(Decodable::Chunk(Chunk {
                 track: TrackType::Audio,
@@ -172,5 +179,52 @@ impl ChunkMaker {
             }));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(first: u8, payload: &[u8]) -> Bytes {
+        let mut b = vec![first];
+        b.extend_from_slice(b"Opus");
+        b.extend_from_slice(payload);
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn opus_head_configures_and_packets_become_chunks() {
+        let head = OpusHead::implied(2).record;
+        let mut m = ChunkMaker::default();
+        let mut out = Vec::new();
+        m.audio(0, &body(0x90, &head), &mut out).unwrap();
+        let [Decodable::Configure(setup)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(setup.codec, "opus");
+        assert_eq!(setup.description.as_deref(), Some(&head[..]));
+        assert_eq!((setup.sample_rate, setup.channels), (48_000, 2));
+        out.clear();
+        // CELT 10 ms, stereo; the same head again changes nothing.
+        m.audio(0, &body(0x90, &head), &mut out).unwrap();
+        m.audio(30, &body(0x91, &[0xf4, 1, 2]), &mut out).unwrap();
+        let [Decodable::Chunk(c)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((c.pts_ms, &c.data[..]), (30.0, &[0xf4, 1, 2][..]));
+    }
+
+    #[test]
+    fn opus_without_a_sequence_start_takes_the_packets_channels() {
+        let mut m = ChunkMaker::default();
+        let mut out = Vec::new();
+        m.audio(10, &body(0x91, &[0xf0, 9]), &mut out).unwrap();
+        let [Decodable::Configure(setup), Decodable::Chunk(_)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((setup.codec.as_str(), setup.channels), ("opus", 1));
+        // A broken head is an error, not a configuration.
+        assert!(m.audio(0, &body(0x90, b"OpusHea"), &mut out).is_err());
     }
 }
