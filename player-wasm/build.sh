@@ -14,7 +14,7 @@ wasm_opt="$root/node_modules/.bin/wasm-opt"
 [ -x "$wasm_opt" ] || { echo "build.sh: $wasm_opt missing: run npm ci at the repository root (tests/setup.sh does)"; exit 1; }
 
 rm -rf pkg
-wasm-pack build --release --target web --no-pack --out-dir pkg/wasm --out-name lockstep_player . >/dev/null 2>pkg.log || { cat pkg.log; exit 1; }
+wasm-pack build --profile wasm-release --target web --no-pack --out-dir pkg/wasm --out-name lockstep_player . >/dev/null 2>pkg.log || { cat pkg.log; exit 1; }
 "$wasm_opt" -Os --strip-debug pkg/wasm/lockstep_player_bg.wasm -o pkg/wasm/lockstep_player_bg.wasm
 rm -f pkg/wasm/.gitignore pkg.log
 
