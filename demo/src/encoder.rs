@@ -1,11 +1,24 @@
-//! The ffmpeg children that encode the test source, one per track, each writing FLV to its
-//! stdout with every packet flushed as soon as it is muxed:
+//! The ffmpeg children that encode the test source, one per track, each writing to its stdout
+//! with every packet flushed as soon as it is muxed:
 //!
 //! - video: raw `yuv420p` frames on stdin at the configured size and rate (paced by the
 //!   caller) → H.264 from libx264 `ultrafast` / `zerolatency` (no lookahead, no frame
 //!   threading: a frame in, a frame out) at a constant bitrate with a fixed GOP (`-g` =
-//!   `-keyint_min`, no scene-cut keyframes) and no B-frames by default;
-//! - audio: `s16le` stereo 48 kHz on stdin (the tone, paced by the caller) → AAC 128 kbit/s.
+//!   `-keyint_min`, no scene-cut keyframes) and no B-frames by default, in FLV;
+//! - audio, `--audio-codec aac` (the default for now): `s16le` stereo 48 kHz on stdin (the
+//!   tone, paced by the caller) → AAC 128 kbit/s in FLV. AAC's 1024-sample frames and priming
+//!   hand each packet over ~70 ms after its first sample was due, ~68 ms after the video of
+//!   the same time;
+//! - audio, `--audio-codec opus`: the same samples after a streaming WAV header → Opus from
+//!   libopus in low-delay mode (CELT only, 2.5 ms lookahead) with 10 ms frames, 128 kbit/s,
+//!   in Ogg (ffmpeg 5.1 cannot write Opus in FLV: [`crate::ogg_opus`] makes the Enhanced
+//!   RTMP tags). WAV rather than raw input because ffmpeg's raw demuxer reads 1024-sample
+//!   blocks (21.3 ms), which would hold a 10 ms frame back by up to a block; the WAV demuxer
+//!   with `-max_size` 1920 hands over each 10 ms chunk as it comes (`-ignore_length 1`: the
+//!   header's sizes are "unknown"). `-page_duration 1` (1 µs) puts every packet on a page of
+//!   its own, flushed at once: a packet leaves ~10 ms after its last sample went in, ~22 ms
+//!   after its first was due. (What is left: the demuxer's S/PDIF probe of PCM WAV reads
+//!   64 KiB, so the first packets only come out ~350 ms after the start, in a burst.)
 //!
 //! Why two: one ffmpeg with both inputs sends a video packet only once the audio encoder has
 //! output packets up to the same time (its transcoding loop serves the stream that is
@@ -98,7 +111,29 @@ pub struct Config {
     pub bframes: u32,
 }
 
-/// AAC bitrate of the audio track, kbit/s.
+/// The audio track's codec (`--audio-codec`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AudioCodec {
+    /// AAC in FLV (ffmpeg's native encoder): a packet is out ~70 ms after its first sample
+    /// (1024-sample frames and priming)
+    #[default]
+    Aac,
+    /// Opus with 10 ms frames (libopus, low delay) as Enhanced RTMP v2 audio, FourCC Opus: a
+    /// packet is out ~22 ms after its first sample
+    Opus,
+}
+
+impl AudioCodec {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioCodec::Aac => "AAC",
+            AudioCodec::Opus => "Opus",
+        }
+    }
+}
+
+/// Bitrate of the audio track, kbit/s.
 pub const AUDIO_KBPS: u32 = 128;
 
 /// Arguments shared by both encoders: quiet, and no probing of the raw input (its format is
@@ -109,6 +144,9 @@ const COMMON: &str =
 /// FLV on stdout, each packet written as soon as it is muxed.
 const FLV_OUT: &str =
     "-flush_packets 1 -muxdelay 0 -muxpreload 0 -flvflags no_duration_filesize -f flv pipe:1";
+
+/// Ogg on stdout, one page per packet (a page lasts at most 1 µs), each written at once.
+const OGG_OUT: &str = "-flush_packets 1 -page_duration 1 -f ogg pipe:1";
 
 fn split_args(a: &mut Vec<String>, args: &str) {
     a.extend(args.split_whitespace().map(str::to_string));
@@ -148,21 +186,48 @@ pub fn video_args(cfg: &Config) -> Vec<String> {
     a
 }
 
-/// The audio encoder's command line: [`crate::tone`]'s samples in, AAC out.
-pub fn audio_args() -> Vec<String> {
-    use crate::tone::{CHANNELS, SAMPLE_RATE};
-    let layout = if CHANNELS == 2 { "stereo" } else { "mono" };
+/// The audio encoder's command line: [`crate::tone`]'s samples in (after
+/// [`audio_input_header`]), `codec` out: AAC in FLV, or Opus in Ogg.
+pub fn audio_args(codec: AudioCodec) -> Vec<String> {
+    use crate::tone::{CHANNELS, CHUNK_BYTES, SAMPLE_RATE};
     let mut a: Vec<String> = Vec::new();
     split_args(&mut a, COMMON);
-    split_args(
-        &mut a,
-        &format!("-f s16le -ar {SAMPLE_RATE} -ch_layout {layout} -i pipe:0"),
-    );
-    split_args(
-        &mut a,
-        &format!("-map 0:a -c:a aac -b:a {AUDIO_KBPS}k -vn {FLV_OUT}"),
-    );
+    match codec {
+        AudioCodec::Aac => {
+            let layout = if CHANNELS == 2 { "stereo" } else { "mono" };
+            split_args(
+                &mut a,
+                &format!("-f s16le -ar {SAMPLE_RATE} -ch_layout {layout} -i pipe:0"),
+            );
+            split_args(
+                &mut a,
+                &format!("-map 0:a -c:a aac -b:a {AUDIO_KBPS}k -vn {FLV_OUT}"),
+            );
+        }
+        AudioCodec::Opus => {
+            // One input packet per 10 ms chunk, as written (see the module comment).
+            split_args(
+                &mut a,
+                &format!("-f wav -ignore_length 1 -max_size {CHUNK_BYTES} -i pipe:0"),
+            );
+            split_args(
+                &mut a,
+                &format!(
+                    "-map 0:a -c:a libopus -application lowdelay -frame_duration 10 -b:a {AUDIO_KBPS}k -vn {OGG_OUT}"
+                ),
+            );
+        }
+    }
     a
+}
+
+/// What the audio encoder's input starts with, before the samples: nothing for AAC (raw
+/// `s16le`), the streaming WAV header for Opus.
+pub fn audio_input_header(codec: AudioCodec) -> Vec<u8> {
+    match codec {
+        AudioCodec::Aac => Vec::new(),
+        AudioCodec::Opus => crate::tone::wav_header().to_vec(),
+    }
 }
 
 /// Starts ffmpeg with `args`, stdin and stdout piped, stderr inherited. On Linux ffmpeg gets
@@ -291,7 +356,7 @@ mod tests {
 
     #[test]
     fn audio_command_line() {
-        let a = audio_args();
+        let a = audio_args(AudioCodec::Aac);
         assert!(has(
             &a,
             &[
@@ -308,5 +373,65 @@ mod tests {
         assert!(has(&a, &["-c:a", "aac", "-b:a", "128k"]));
         assert!(has(&a, &["-f", "flv", "pipe:1"]));
         assert!(!a.iter().any(|s| s == "libx264"));
+    }
+
+    #[test]
+    fn aac_command_line_is_unchanged() {
+        assert_eq!(
+            audio_args(AudioCodec::Aac).join(" "),
+            "-hide_banner -nostdin -nostats -loglevel warning -probesize 32 -analyzeduration 0 \
+             -f s16le -ar 48000 -ch_layout stereo -i pipe:0 -map 0:a -c:a aac -b:a 128k -vn \
+             -flush_packets 1 -muxdelay 0 -muxpreload 0 -flvflags no_duration_filesize -f flv pipe:1"
+        );
+        assert!(audio_input_header(AudioCodec::Aac).is_empty());
+    }
+
+    #[test]
+    fn opus_command_line() {
+        let a = audio_args(AudioCodec::Opus);
+        assert!(has(&a, &["-probesize", "32", "-analyzeduration", "0"]));
+        assert!(has(
+            &a,
+            &[
+                "-f",
+                "wav",
+                "-ignore_length",
+                "1",
+                "-max_size",
+                "1920",
+                "-i",
+                "pipe:0"
+            ]
+        ));
+        assert!(has(
+            &a,
+            &[
+                "-c:a",
+                "libopus",
+                "-application",
+                "lowdelay",
+                "-frame_duration",
+                "10",
+                "-b:a",
+                "128k"
+            ]
+        ));
+        assert!(has(
+            &a,
+            &[
+                "-flush_packets",
+                "1",
+                "-page_duration",
+                "1",
+                "-f",
+                "ogg",
+                "pipe:1"
+            ]
+        ));
+        assert!(!a.iter().any(|s| s == "s16le" || s == "flv" || s == "aac"));
+        assert_eq!(
+            audio_input_header(AudioCodec::Opus),
+            crate::tone::wav_header()
+        );
     }
 }

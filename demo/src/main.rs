@@ -2,9 +2,10 @@
 //!
 //! Renders a moving picture, burns the Unix time (ms) at which each frame is handed to the
 //! encoder into it as a barcode (docs/BARCODE.md), and feeds the frames to an ffmpeg child
-//! that encodes them for low latency; a tone goes to a second ffmpeg (AAC); the encoded tags
-//! of both are published to a relay over RTMP or HTTP `PUT` as they come out (the threads
-//! around the pacer are in `workers.rs`, the encoders in `encoder.rs`).
+//! that encodes them for low latency; a tone goes to a second ffmpeg (`--audio-codec`: AAC in
+//! FLV, or Opus in Ogg, whose packets the source makes into Enhanced RTMP v2 audio tags); the
+//! encoded tags of both are published to a relay over RTMP or HTTP `PUT` as they come out
+//! (the threads around the pacer are in `workers.rs`, the encoders in `encoder.rs`).
 //!
 //! The pacing loop runs on an absolute schedule (frame `k` is due at `start + k / fps`, so
 //! there is no drift). Frames go to a writer thread over a rendezvous channel: a frame is
@@ -29,12 +30,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lockstep_demo::barcode;
-use lockstep_demo::encoder::{self, Bitrate, Config, Size};
+use lockstep_demo::encoder::{self, AudioCodec, Bitrate, Config, Size};
 use lockstep_demo::picture::{Picture, I420};
-use lockstep_demo::publish::{Output, Publisher, StreamInfo};
+use lockstep_demo::publish::{AudioInfo, Output, Publisher, StreamInfo};
 use lockstep_demo::tone::{self, Tone};
 use lockstep_demo::workers::{
-    join_within, publish, read_encoder, write_tone, Failure, FromEncoder, Published,
+    join_within, publish, read_encoder, read_ogg_opus, write_tone, Failure, FromEncoder, Published,
 };
 use lockstep_media::flv::TagKind;
 
@@ -65,6 +66,9 @@ struct Cli {
     /// No audio track
     #[arg(long)]
     no_audio: bool,
+    /// Audio codec of the tone (opus needs a relay and a player that know Enhanced RTMP Opus)
+    #[arg(long, value_enum, default_value_t = AudioCodec::Aac, conflicts_with = "no_audio")]
+    audio_codec: AudioCodec,
     /// Tone frequency in Hz (with a beep at twice the pitch at the start of every second)
     #[arg(long, default_value_t = 440, value_parser = clap::value_parser!(u32).range(20..=20000))]
     tone: u32,
@@ -146,13 +150,16 @@ fn run_cli(cli: Cli) -> Result<()> {
         height: h as u32,
         fps: config.fps,
         video_kbps: (config.bitrate.0 / 1000) as u32,
-        audio: tone
-            .is_some()
-            .then_some((tone::SAMPLE_RATE, tone::CHANNELS, encoder::AUDIO_KBPS)),
+        audio: tone.is_some().then_some(AudioInfo {
+            codec: cli.audio_codec,
+            sample_rate: tone::SAMPLE_RATE,
+            channels: tone::CHANNELS,
+            kbps: encoder::AUDIO_KBPS,
+        }),
     };
     let publisher = Publisher::connect(&output, &info)
         .with_context(|| format!("publishing to {}", output.redacted()))?;
-    let mut encoders = Encoders::start(&config, tone.is_some())?;
+    let mut encoders = Encoders::start(&config, tone.is_some().then_some(cli.audio_codec))?;
     println!(
         "lockstep-test-source: {} at {} fps, {} bit/s, GOP {} frames, {} B-frames, {} -> {}",
         config.size,
@@ -160,8 +167,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         config.bitrate,
         config.gop_frames,
         config.bframes,
-        tone.as_ref()
-            .map_or("no audio".to_string(), |_| format!("{} Hz tone", cli.tone)),
+        tone.as_ref().map_or("no audio".to_string(), |_| format!(
+            "{} Hz tone ({})",
+            cli.tone,
+            cli.audio_codec.name()
+        )),
         output.redacted()
     );
     let _ = std::io::stdout().flush();
@@ -200,13 +210,15 @@ struct Encoders {
 }
 
 impl Encoders {
-    fn start(config: &Config, audio: bool) -> Result<Self> {
+    /// Starts the video encoder and, with a codec, the audio encoder.
+    fn start(config: &Config, audio: Option<AudioCodec>) -> Result<Self> {
         let video = encoder::spawn(&encoder::video_args(config))
             .context("starting ffmpeg (is it installed?)")?;
         let mut encoders = Encoders { video, audio: None };
-        if audio {
-            encoders.audio =
-                Some(encoder::spawn(&encoder::audio_args()).context("starting the audio ffmpeg")?);
+        if let Some(codec) = audio {
+            encoders.audio = Some(
+                encoder::spawn(&encoder::audio_args(codec)).context("starting the audio ffmpeg")?,
+            );
         }
         Ok(encoders)
     }
@@ -268,15 +280,15 @@ fn run(
     let start_unix = unix_ms();
     let mut tone_writer = None;
     if let (Some(tone), Some(audio)) = (tone, encoders.audio.as_mut()) {
-        readers.push(read_encoder(
-            "audio",
-            audio.stdout.take().expect("audio ffmpeg stdout"),
-            TagKind::Audio,
-            to_publisher.clone(),
-        ));
+        let out = audio.stdout.take().expect("audio ffmpeg stdout");
+        readers.push(match cli.audio_codec {
+            AudioCodec::Aac => read_encoder("audio", out, TagKind::Audio, to_publisher.clone()),
+            AudioCodec::Opus => read_ogg_opus("audio", out, to_publisher.clone()),
+        });
         let stdin = audio.stdin.take().expect("audio ffmpeg stdin");
         tone_writer = Some(write_tone(
             tone,
+            encoder::audio_input_header(cli.audio_codec),
             stdin,
             start,
             done.clone(),
@@ -287,6 +299,7 @@ fn run(
     let publisher = publish(
         publisher,
         config.fps,
+        cli.audio_codec,
         readers.len(),
         from_encoders,
         slots,

@@ -7,15 +7,19 @@
 //!   moved by `k − i` frame periods, so drops leave gaps instead of pulling the picture behind
 //!   the sound. (Exact without B-frames; with them the shift follows the frame in decode
 //!   order, which is within a frame or two.)
-//! - **Audio.** ffmpeg's AAC encoder primes with 1024 samples and its FLV muxer starts the
-//!   stream at 0, so the first packet is priming and sample 0 is at 1024 / 48 kHz = 21.3 ms.
-//!   Audio times are moved back by that and the priming packet is dropped.
+//! - **Audio, AAC.** ffmpeg's AAC encoder primes with 1024 samples and its FLV muxer starts
+//!   the stream at 0, so the first packet is priming and sample 0 is at 1024 / 48 kHz =
+//!   21.3 ms. Audio times are moved back by that and the priming packet is dropped.
+//! - **Audio, Opus.** The tags are made by [`crate::ogg_opus`] from the Ogg granule
+//!   positions, already on this timeline (the `OpusHead` pre-skip taken off, the priming
+//!   dropped there): their times are kept.
 //!
 //! Sequence headers (codec configs) keep their time.
 
 use lockstep_media::flv::audio::{AudioPacket, AudioTagHeader};
 use lockstep_media::flv::video::{VideoPacket, VideoTagHeader};
 
+use crate::encoder::AudioCodec;
 use crate::tone::SAMPLE_RATE;
 
 /// Samples of priming (encoder delay) that ffmpeg's native AAC encoder puts first.
@@ -25,6 +29,7 @@ pub const AAC_PRIMING_SAMPLES: u32 = 1024;
 #[derive(Debug, Clone)]
 pub struct Retimer {
     fps: u32,
+    audio: AudioCodec,
     /// Video frames (not sequence headers) seen so far.
     frames: u64,
     /// The last shift applied, ms (used when a slot is not known).
@@ -32,9 +37,11 @@ pub struct Retimer {
 }
 
 impl Retimer {
-    pub fn new(fps: u32) -> Self {
+    /// A mapper for `fps` video and an `audio` track.
+    pub fn new(fps: u32, audio: AudioCodec) -> Self {
         Retimer {
             fps: fps.max(1),
+            audio,
             frames: 0,
             video_shift_ms: 0,
         }
@@ -60,10 +67,11 @@ impl Retimer {
         (i64::from(ts) + self.video_shift_ms).clamp(0, i64::from(u32::MAX)) as u32
     }
 
-    /// The stream time of an audio tag with ffmpeg time `ts`, `None` for the priming packet
-    /// (to be dropped). Sequence headers (`is_frame` false) keep their time.
+    /// The stream time of an audio tag with encoder time `ts`, `None` for the AAC priming
+    /// packet (to be dropped). Sequence headers (`is_frame` false) and Opus tags keep their
+    /// time.
     pub fn audio(&self, ts: u32, is_frame: bool) -> Option<u32> {
-        if !is_frame {
+        if !is_frame || self.audio == AudioCodec::Opus {
             return Some(ts);
         }
         let priming_ms = f64::from(AAC_PRIMING_SAMPLES) * 1000.0 / f64::from(SAMPLE_RATE);
@@ -78,7 +86,8 @@ pub fn is_video_frame(body: &[u8]) -> bool {
         .is_ok_and(|h| matches!(h.packet, VideoPacket::CodedFrames { .. } | VideoPacket::Raw))
 }
 
-/// Whether an FLV audio tag body carries a coded frame (not an AAC sequence header).
+/// Whether an FLV audio tag body carries a coded frame (not a sequence header: AAC's
+/// AudioSpecificConfig, Opus's `OpusHead`).
 pub fn is_audio_frame(body: &[u8]) -> bool {
     AudioTagHeader::parse(body).is_ok_and(|h| h.packet == AudioPacket::Coded)
 }
@@ -89,7 +98,7 @@ mod tests {
 
     #[test]
     fn video_follows_the_slots() {
-        let mut r = Retimer::new(30);
+        let mut r = Retimer::new(30, AudioCodec::Aac);
         assert_eq!(r.video(0, false, None), 0, "sequence header kept");
         assert_eq!(r.video(0, true, Some(0)), 0);
         // Slots 1 and 2 were dropped: ffmpeg's frame 1 (33 ms) is slot 3 (100 ms).
@@ -102,7 +111,7 @@ mod tests {
 
     #[test]
     fn video_without_drops_is_unchanged() {
-        let mut r = Retimer::new(30);
+        let mut r = Retimer::new(30, AudioCodec::Aac);
         for i in 0..1000u64 {
             let ts = ((i * 1000 + 15) / 30) as u32;
             assert_eq!(r.video(ts, true, Some(i)), ts);
@@ -111,7 +120,7 @@ mod tests {
 
     #[test]
     fn audio_loses_the_priming() {
-        let r = Retimer::new(30);
+        let r = Retimer::new(30, AudioCodec::Aac);
         assert_eq!(r.audio(0, false), Some(0), "sequence header kept");
         assert_eq!(r.audio(0, true), None, "priming dropped");
         // ffmpeg: packet j at round((j + 1) · 21.333) ms; sample j·1024 is at j · 21.333.
@@ -132,5 +141,16 @@ mod tests {
         assert!(is_audio_frame(&[0xAF, 1, 0x21]));
         assert!(is_audio_frame(&[0x2F, 0xFF]));
         assert!(!is_audio_frame(&[]));
+        assert!(!is_audio_frame(b"\x90OpusOpusHead"));
+        assert!(is_audio_frame(b"\x91Opus\xf4"));
+    }
+
+    #[test]
+    fn opus_times_are_kept() {
+        let r = Retimer::new(30, AudioCodec::Opus);
+        assert_eq!(r.audio(0, false), Some(0), "sequence start kept");
+        for ts in [0, 8, 18, 1_000_008] {
+            assert_eq!(r.audio(ts, true), Some(ts));
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! The test source's worker threads around the pacer (`src/main.rs`): one reader per encoder
-//! (its FLV stdout demuxed into tags), the publisher (both tracks' tags in arrival order, on
-//! one timeline, to the relay), and the tone writer (the audio encoder's input, paced like a
-//! capture device). Each reports what went wrong as a [`Failure`].
+//! (its FLV stdout demuxed into tags, or for Opus its Ogg stdout read packet by packet and
+//! turned into tags by [`crate::ogg_opus`]), the publisher (both tracks' tags in arrival
+//! order, on one timeline, to the relay), and the tone writer (the audio encoder's input,
+//! paced like a capture device). Each reports what went wrong as a [`Failure`].
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::{ChildStdin, ChildStdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use lockstep_media::flv::{Demuxer, Event, Tag, TagKind};
 
+use crate::encoder::AudioCodec;
+use crate::ogg_opus::OggOpus;
 use crate::publish::Publisher;
 use crate::retime::{self, Retimer};
 use crate::tone::{self, Tone};
@@ -84,11 +87,79 @@ pub fn read_encoder(
         .expect("spawning an encoder reader thread")
 }
 
+/// A pipe for `ogg::PacketReader`, which wants `Seek` but only seeks to skip bytes that are
+/// not Ogg (there are none here: it reads each page header exactly).
+struct Unseekable<R>(R);
+
+impl<R: Read> Read for Unseekable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl<R> Seek for Unseekable<R> {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "a pipe cannot seek (stray bytes between Ogg pages?)",
+        ))
+    }
+}
+
+/// Reads the Ogg Opus an encoder writes to its stdout and passes on the audio tags
+/// [`OggOpus`] makes of its packets, each as soon as its page is complete, with its time
+/// already on the common timeline.
+pub fn read_ogg_opus(
+    name: &'static str,
+    out: impl Read + Send + 'static,
+    to_publisher: mpsc::Sender<FromEncoder>,
+) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(format!("{name}-reader"))
+        .spawn(move || {
+            let mut reader = ogg::PacketReader::new(Unseekable(out));
+            let mut opus = OggOpus::new();
+            let end = loop {
+                let packet = match reader.read_packet() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(format!("its Ogg output: {e}")),
+                };
+                match opus.packet(&packet.data, packet.absgp_page(), packet.last_in_page()) {
+                    Ok(Some(t)) => {
+                        let tag = Tag {
+                            kind: TagKind::Audio,
+                            timestamp: t.timestamp,
+                            stream_id: 0,
+                            filtered: false,
+                            body: t.body,
+                            offset: 0,
+                        };
+                        if to_publisher.send(FromEncoder::Tag(tag)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => break Err(format!("its Ogg Opus output: {e}")),
+                }
+            };
+            let _ = to_publisher.send(FromEncoder::End(name, end));
+        })
+        .expect("spawning an encoder reader thread")
+}
+
 /// Publishes the encoders' tags in arrival order, on the common timeline ([`Retimer`]),
-/// until every encoder's output has ended or publishing fails.
+/// until every encoder's output has ended or publishing fails. `audio` is the audio track's
+/// codec (whose times may need moving).
 pub fn publish(
     mut publisher: Publisher,
     fps: u32,
+    audio: AudioCodec,
     encoders: usize,
     from_encoders: mpsc::Receiver<FromEncoder>,
     slots: mpsc::Receiver<(u64, u64)>,
@@ -97,7 +168,7 @@ pub fn publish(
     thread::Builder::new()
         .name("publisher".into())
         .spawn(move || {
-            let mut retimer = Retimer::new(fps);
+            let mut retimer = Retimer::new(fps, audio);
             let mut published = Published::default();
             let mut open = encoders;
             let (mut frames, mut pending) = (0u64, VecDeque::new());
@@ -174,19 +245,28 @@ fn slot_of(
     }
 }
 
-/// Writes the tone to the audio encoder in 10 ms chunks, each when its last sample is due
-/// (as a capture device delivers sound), sample 0 at `start`, until `done` is set.
+/// Writes `header` (the container header the encoder's input starts with, if any:
+/// `encoder::audio_input_header`) at once, then the tone to the audio encoder in 10 ms
+/// chunks, each when its last sample is due (as a capture device delivers sound), sample 0 at
+/// `start`, until `done` is set.
 pub fn write_tone(
     tone: Tone,
+    header: Vec<u8>,
     mut stdin: ChildStdin,
     start: Instant,
     done: Arc<AtomicBool>,
     failures: mpsc::Sender<Failure>,
 ) -> thread::JoinHandle<()> {
-    const CHUNK: u64 = tone::SAMPLE_RATE as u64 / 100;
+    const CHUNK: u64 = tone::CHUNK_SAMPLES as u64;
     thread::Builder::new()
         .name("tone-writer".into())
         .spawn(move || {
+            if let Err(e) = stdin.write_all(&header) {
+                let _ = failures.send(Failure::Encoder(format!(
+                    "writing to the audio ffmpeg: {e}"
+                )));
+                return;
+            }
             let mut buf = Vec::new();
             let mut n = 0u64;
             while !done.load(Ordering::SeqCst) {

@@ -156,14 +156,14 @@ fn metadata(info: &StreamInfo) -> Metadata {
         encoder: Some("lockstep-test-source".into()),
         ..Metadata::default()
     };
-    if let Some((rate, channels, kbps)) = info.audio {
-        m.audio_codec_id = Some(CodecId::Number(10.0));
-        m.audio_sample_rate = Some(f64::from(rate));
+    if let Some(a) = info.audio {
+        m.audio_codec_id = Some(CodecId::Number(f64::from(a.codec_id())));
+        m.audio_sample_rate = Some(f64::from(a.sample_rate));
         m.audio_sample_size = Some(16.0);
-        m.stereo = Some(channels == 2);
-        m.audio_data_rate = Some(f64::from(kbps));
+        m.stereo = Some(a.channels == 2);
+        m.audio_data_rate = Some(f64::from(a.kbps));
         m.other
-            .push(("audiochannels".into(), Value::Number(f64::from(channels))));
+            .push(("audiochannels".into(), Value::Number(f64::from(a.channels))));
     }
     m
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use lockstep_media::flv::TagKind;
 
+use crate::encoder::AudioCodec;
+
 pub use self::http::HttpPublisher;
 pub use self::rtmp::RtmpPublisher;
 
@@ -70,8 +72,28 @@ pub struct StreamInfo {
     pub height: u32,
     pub fps: u32,
     pub video_kbps: u32,
-    /// `(sample rate, channels, kbit/s)` of the AAC track, if any.
-    pub audio: Option<(u32, u32, u32)>,
+    /// The audio track, if any.
+    pub audio: Option<AudioInfo>,
+}
+
+/// What the audio track carries, for `onMetaData`.
+#[derive(Clone, Copy, Debug)]
+pub struct AudioInfo {
+    pub codec: AudioCodec,
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub kbps: u32,
+}
+
+impl AudioInfo {
+    /// `audiocodecid`: the SoundFormat (10) for AAC; for Opus the FourCC as a number, as
+    /// Enhanced RTMP signals FourCC codecs in `onMetaData`.
+    pub fn codec_id(&self) -> u32 {
+        match self.codec {
+            AudioCodec::Aac => 10,
+            AudioCodec::Opus => u32::from_be_bytes(crate::ogg_opus::FOURCC),
+        }
+    }
 }
 
 /// Why publishing failed.
@@ -179,7 +201,12 @@ fn test_info() -> StreamInfo {
         height: 360,
         fps: 30,
         video_kbps: 2000,
-        audio: Some((48_000, 2, 128)),
+        audio: Some(AudioInfo {
+            codec: AudioCodec::Aac,
+            sample_rate: 48_000,
+            channels: 2,
+            kbps: 128,
+        }),
     }
 }
 
@@ -196,5 +223,13 @@ mod tests {
         assert!("ftp://x".parse::<Output>().is_err());
         let e = "rtmps://h/live/x".parse::<Output>().unwrap_err();
         assert!(e.contains("TLS"), "{e}");
+    }
+
+    #[test]
+    fn audio_codec_ids() {
+        let mut a = test_info().audio.unwrap();
+        assert_eq!(a.codec_id(), 10);
+        a.codec = AudioCodec::Opus;
+        assert_eq!(a.codec_id(), 0x4F70_7573);
     }
 }

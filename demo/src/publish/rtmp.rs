@@ -267,12 +267,12 @@ fn metadata(info: &StreamInfo) -> StreamMetadata {
     m.video_codec_id = Some(7);
     m.video_frame_rate = Some(info.fps as f32);
     m.video_bitrate_kbps = Some(info.video_kbps);
-    if let Some((rate, channels, kbps)) = info.audio {
-        m.audio_codec_id = Some(10);
-        m.audio_sample_rate = Some(rate);
-        m.audio_channels = Some(channels);
-        m.audio_is_stereo = Some(channels == 2);
-        m.audio_bitrate_kbps = Some(kbps);
+    if let Some(a) = info.audio {
+        m.audio_codec_id = Some(a.codec_id());
+        m.audio_sample_rate = Some(a.sample_rate);
+        m.audio_channels = Some(a.channels);
+        m.audio_is_stereo = Some(a.channels == 2);
+        m.audio_bitrate_kbps = Some(a.kbps);
     }
     m.encoder = Some("lockstep-test-source".into());
     m
