@@ -9,16 +9,16 @@
 //!   tone, paced by the caller) → AAC 128 kbit/s in FLV. AAC's 1024-sample frames and priming
 //!   hand each packet over ~70 ms after its first sample was due, ~68 ms after the video of
 //!   the same time;
-//! - audio, `--audio-codec opus`: the same samples after a streaming WAV header → Opus from
+//! - audio, `--audio-codec opus`: the same samples as a streaming float WAV → Opus from
 //!   libopus in low-delay mode (CELT only, 2.5 ms lookahead) with 10 ms frames, 128 kbit/s,
 //!   in Ogg (ffmpeg 5.1 cannot write Opus in FLV: [`crate::ogg_opus`] makes the Enhanced
 //!   RTMP tags). WAV rather than raw input because ffmpeg's raw demuxer reads 1024-sample
 //!   blocks (21.3 ms), which would hold a 10 ms frame back by up to a block; the WAV demuxer
-//!   with `-max_size` 1920 hands over each 10 ms chunk as it comes (`-ignore_length 1`: the
-//!   header's sizes are "unknown"). `-page_duration 1` (1 µs) puts every packet on a page of
-//!   its own, flushed at once: a packet leaves ~10 ms after its last sample went in, ~22 ms
-//!   after its first was due. (What is left: the demuxer's S/PDIF probe of PCM WAV reads
-//!   64 KiB, so the first packets only come out ~350 ms after the start, in a burst.)
+//!   with `-max_size` 3840 hands over each 10 ms chunk as it comes (`-ignore_length 1`: the
+//!   header's sizes are "unknown"; float because for 16-bit PCM the demuxer first reads
+//!   64 KiB looking for S/PDIF data, which held the first packets back ~350 ms).
+//!   `-page_duration 1` (1 µs) puts every packet on a page of its own, flushed at once: a
+//!   packet leaves ~10 ms after its last sample went in, ~22 ms after its first was due.
 //!
 //! Why two: one ffmpeg with both inputs sends a video packet only once the audio encoder has
 //! output packets up to the same time (its transcoding loop serves the stream that is
@@ -31,6 +31,8 @@ use std::fmt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use crate::tone::ToneInput;
 
 /// Frame size, `WxH`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,9 +189,9 @@ pub fn video_args(cfg: &Config) -> Vec<String> {
 }
 
 /// The audio encoder's command line: [`crate::tone`]'s samples in (after
-/// [`audio_input_header`]), `codec` out: AAC in FLV, or Opus in Ogg.
+/// [`audio_input`]'s header), `codec` out: AAC in FLV, or Opus in Ogg.
 pub fn audio_args(codec: AudioCodec) -> Vec<String> {
-    use crate::tone::{CHANNELS, CHUNK_BYTES, SAMPLE_RATE};
+    use crate::tone::{CHANNELS, SAMPLE_RATE};
     let mut a: Vec<String> = Vec::new();
     split_args(&mut a, COMMON);
     match codec {
@@ -208,7 +210,10 @@ pub fn audio_args(codec: AudioCodec) -> Vec<String> {
             // One input packet per 10 ms chunk, as written (see the module comment).
             split_args(
                 &mut a,
-                &format!("-f wav -ignore_length 1 -max_size {CHUNK_BYTES} -i pipe:0"),
+                &format!(
+                    "-f wav -ignore_length 1 -max_size {} -i pipe:0",
+                    ToneInput::WavF32.chunk_bytes()
+                ),
             );
             split_args(
                 &mut a,
@@ -221,12 +226,11 @@ pub fn audio_args(codec: AudioCodec) -> Vec<String> {
     a
 }
 
-/// What the audio encoder's input starts with, before the samples: nothing for AAC (raw
-/// `s16le`), the streaming WAV header for Opus.
-pub fn audio_input_header(codec: AudioCodec) -> Vec<u8> {
+/// How the tone reaches the audio encoder: raw `s16le` for AAC, float WAV for Opus.
+pub fn audio_input(codec: AudioCodec) -> ToneInput {
     match codec {
-        AudioCodec::Aac => Vec::new(),
-        AudioCodec::Opus => crate::tone::wav_header().to_vec(),
+        AudioCodec::Aac => ToneInput::RawS16,
+        AudioCodec::Opus => ToneInput::WavF32,
     }
 }
 
@@ -383,7 +387,7 @@ mod tests {
              -f s16le -ar 48000 -ch_layout stereo -i pipe:0 -map 0:a -c:a aac -b:a 128k -vn \
              -flush_packets 1 -muxdelay 0 -muxpreload 0 -flvflags no_duration_filesize -f flv pipe:1"
         );
-        assert!(audio_input_header(AudioCodec::Aac).is_empty());
+        assert_eq!(audio_input(AudioCodec::Aac), ToneInput::RawS16);
     }
 
     #[test]
@@ -398,7 +402,7 @@ mod tests {
                 "-ignore_length",
                 "1",
                 "-max_size",
-                "1920",
+                "3840",
                 "-i",
                 "pipe:0"
             ]
@@ -429,9 +433,6 @@ mod tests {
             ]
         ));
         assert!(!a.iter().any(|s| s == "s16le" || s == "flv" || s == "aac"));
-        assert_eq!(
-            audio_input_header(AudioCodec::Opus),
-            crate::tone::wav_header()
-        );
+        assert_eq!(audio_input(AudioCodec::Opus), ToneInput::WavF32);
     }
 }

@@ -288,7 +288,7 @@ fn run(
         let stdin = audio.stdin.take().expect("audio ffmpeg stdin");
         tone_writer = Some(write_tone(
             tone,
-            encoder::audio_input_header(cli.audio_codec),
+            encoder::audio_input(cli.audio_codec),
             stdin,
             start,
             done.clone(),

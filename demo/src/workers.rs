@@ -19,7 +19,7 @@ use crate::encoder::AudioCodec;
 use crate::ogg_opus::OggOpus;
 use crate::publish::Publisher;
 use crate::retime::{self, Retimer};
-use crate::tone::{self, Tone};
+use crate::tone::{self, Tone, ToneInput};
 
 /// What went wrong, reported by a worker thread.
 pub enum Failure {
@@ -245,13 +245,12 @@ fn slot_of(
     }
 }
 
-/// Writes `header` (the container header the encoder's input starts with, if any:
-/// `encoder::audio_input_header`) at once, then the tone to the audio encoder in 10 ms
-/// chunks, each when its last sample is due (as a capture device delivers sound), sample 0 at
+/// Writes `input`'s header (if it has one) at once, then the tone to the audio encoder in
+/// `input`'s format in 10 ms chunks, each when its last sample is due (as a capture device delivers sound), sample 0 at
 /// `start`, until `done` is set.
 pub fn write_tone(
     tone: Tone,
-    header: Vec<u8>,
+    input: ToneInput,
     mut stdin: ChildStdin,
     start: Instant,
     done: Arc<AtomicBool>,
@@ -261,13 +260,13 @@ pub fn write_tone(
     thread::Builder::new()
         .name("tone-writer".into())
         .spawn(move || {
-            if let Err(e) = stdin.write_all(&header) {
+            if let Err(e) = stdin.write_all(&input.header()) {
                 let _ = failures.send(Failure::Encoder(format!(
                     "writing to the audio ffmpeg: {e}"
                 )));
                 return;
             }
-            let mut buf = Vec::new();
+            let (mut s16, mut buf) = (Vec::new(), Vec::new());
             let mut n = 0u64;
             while !done.load(Ordering::SeqCst) {
                 let due = start
@@ -279,8 +278,10 @@ pub fn write_tone(
                     thread::sleep((due - now).min(Duration::from_millis(50)));
                     continue;
                 }
+                s16.clear();
                 buf.clear();
-                tone.render(n, CHUNK as usize, &mut buf);
+                tone.render(n, CHUNK as usize, &mut s16);
+                input.encode(&s16, &mut buf);
                 if let Err(e) = stdin.write_all(&buf) {
                     if !done.load(Ordering::SeqCst) {
                         let _ = failures.send(Failure::Encoder(format!(

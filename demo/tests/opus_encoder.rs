@@ -24,7 +24,7 @@ fn one_second_of_tone_becomes_opus_tags_every_10_ms() {
     let start = Instant::now();
     let writer = write_tone(
         Tone::new(440),
-        encoder::audio_input_header(AudioCodec::Opus),
+        encoder::audio_input(AudioCodec::Opus),
         child.stdin.take().unwrap(),
         start,
         done.clone(),

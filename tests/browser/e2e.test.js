@@ -20,11 +20,11 @@ const SOURCE_BINS = ['debug', 'release'].map((p) => path.join(ROOT, 'target', p,
 const sources = new Set();
 
 /** Starts a barcode source publishing to `url`; returns { stop, log }. */
-function startSource(url, { size = '640x360', fps = 30, seconds = 120 } = {}) {
+function startSource(url, { size = '640x360', fps = 30, seconds = 120, audio = null } = {}) {
   const bin = SOURCE_BINS.find((p) => existsSync(p));
   if (!bin) throw new Error('lockstep-test-source is not built: cargo build -p lockstep-demo');
   const args = ['--url', url, '--size', size, '--fps', String(fps), '--bitrate', '1M', '--gop-seconds', '1',
-    '--bframes', '0', '--duration', String(seconds)];
+    '--bframes', '0', '--duration', String(seconds), ...(audio ? ['--audio-codec', audio] : [])];
   const proc = spawn(bin, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
@@ -146,6 +146,55 @@ describe('end to end: test source → relay → player, glass-to-glass', { timeo
     } finally {
       await Promise.all([pa.close(), pb.close()]);
       await srcB.stop();
+    }
+  });
+
+  test('Opus audio (Enhanced RTMP) plays in both modes', async () => {
+    const src = startSource(`${relay.rtmp('opus')}?key=${KEY}`, { seconds: 60, audio: 'opus' });
+    await waitLive(relay, 'opus', 20000).catch((e) => { throw new Error(`${e.message}\nsource log:\n${src.log}`); });
+    try {
+      // The relay announces the audio track once its first Opus tag is in.
+      let ch;
+      for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
+        ch = (await relay.json('/api/channels')).channels.find((c) => c.name === 'opus');
+        if (ch?.audio_codec) break;
+      }
+      assert.equal(ch.audio_codec, 'opus', JSON.stringify(ch));
+      assert.equal(ch.audio_sample_rate, 48000, JSON.stringify(ch));
+      for (const mode of ['webcodecs', 'mse']) {
+        const page = await browser.newPage();
+        const problems = [];
+        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+        try {
+          await page.goto(`${relay.base}/?channel=opus&probe=1&mode=${mode}`, { timeout: 15000 });
+          await waitInPage(page, () => window.lockstepProbe && window.lockstepProbe.summary().count >= 10,
+            null, 15000, `${mode}: first decoded barcodes`);
+          const stats = () => page.evaluate(() => document.querySelector('lockstep-player').player.stats);
+          const s0 = await stats();
+          const f0 = (await summary(page)).presentedFrames;
+          await sleep(2000);
+          const s = await stats();
+          const f1 = (await summary(page)).presentedFrames;
+          const detail = JSON.stringify(s);
+          assert.equal(s.mode, mode, detail);
+          assert.ok(f1 - f0 >= 40, `${mode}: presented frames ${f0} -> ${f1}`);
+          if (mode === 'webcodecs') {
+            // 10 ms Opus packets: ~200 due in 2 s; the audio path must keep up.
+            assert.equal(s.audioContext, 'running', detail);
+            assert.ok(s.audioScheduled - s0.audioScheduled >= 150, `audioScheduled ${s0.audioScheduled} -> ${s.audioScheduled}`);
+            assert.ok(Math.abs(s.avOffsetMs) < 40, `avOffsetMs ${s.avOffsetMs}`);
+            console.log(`opus, webcodecs: latency ${s.latencyMs?.toFixed(1)} target ${s.targetLatencyMs} audio lag ${s.audioLagMs?.toFixed(1)} A/V ${s.avOffsetMs?.toFixed(1)}`);
+          } else {
+            const decoded = await page.evaluate(() => document.querySelector('lockstep-player').video.webkitAudioDecodedByteCount);
+            assert.ok(decoded > 0, `${mode}: no audio decoded: ${detail}`);
+          }
+          assert.deepEqual(problems, []);
+        } finally {
+          await page.close();
+        }
+      }
+    } finally {
+      await src.stop();
     }
   });
 
