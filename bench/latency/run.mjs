@@ -41,7 +41,7 @@ const DOC = path.join(ROOT, 'docs', 'LATENCY-BENCH.md');
 // Options
 
 function parseOptions(argv) {
-  const o = { seconds: 30, warmup: 5, size: '640x360', only: null, doc: true, bitrate: '2M', maxLoad: 0, audio: true };
+  const o = { seconds: 30, warmup: 5, size: '640x360', only: null, doc: true, bitrate: '2M', maxLoad: 0, audio: true, audioCodec: 'aac' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -55,10 +55,12 @@ function parseOptions(argv) {
     else if (a === '--only') o.only = v().split(',');
     else if (a === '--no-doc') o.doc = false;
     else if (a === '--no-audio') o.audio = false;
+    else if (a === '--audio-codec') o.audioCodec = v();
     else if (a === '--max-load') o.maxLoad = Number(v());
     else if (a === '-h' || a === '--help') {
       console.log('node bench/latency/run.mjs [--seconds 30] [--warmup 5] [--size 640x360|1280x720] [--bitrate 2M] [--only ID,ID] [--max-load L] [--no-audio] [--no-doc]');
       console.log('  --no-audio: the source sends video only (the video path alone, as WebRTC video-only figures)');
+      console.log('  --audio-codec aac|opus: the tone as AAC (default) or Opus with 10 ms frames (Enhanced RTMP); Opus: Lockstep direct rows only');
       console.log('  --max-load L: before each row, wait (up to 3 min) until the 1-minute load average is below L');
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
@@ -66,6 +68,7 @@ function parseOptions(argv) {
   if (!(o.seconds > 0 && o.seconds <= 600)) throw new Error('--seconds must be in (0, 600]');
   if (!(o.warmup >= 0 && o.warmup <= 120)) throw new Error('--warmup must be in [0, 120]');
   if (!/^\d+x\d+$/.test(o.size)) throw new Error('--size is WxH');
+  if (!['aac', 'opus'].includes(o.audioCodec)) throw new Error('--audio-codec is aac or opus');
   return o;
 }
 
@@ -349,14 +352,19 @@ async function main() {
 
     // The one source, published once to the relay.
     const rows = buildRows(opts, ports);
+    const direct = ['lockstep-webcodecs', 'lockstep-mse'];
+    if (opts.audio && opts.audioCodec === 'opus' && rows.some((r) => !direct.includes(r.id))) {
+      throw new Error(`--audio-codec opus: only --only ${direct.join(',')} (the copy hop's ffmpeg 5.1 cannot put Opus in FLV, and the peers do not play Enhanced RTMP audio)`);
+    }
     // Long enough for every row (and every --max-load wait); stopped at the end anyway.
     const total = rows.length * (opts.seconds + opts.warmup + 30 + (opts.maxLoad > 0 ? 180 : 0)) + 120;
     const [W] = opts.size.split('x');
     const srcArgs = ['--url', `rtmp://127.0.0.1:${ports.relayRtmp}/live/bench`, '--size', opts.size, '--fps', '30',
       '--bitrate', opts.bitrate, '--gop-seconds', '1', '--bframes', '0', '--duration', String(total),
-      ...(opts.audio ? [] : ['--no-audio'])];
+      ...(opts.audio ? ['--audio-codec', opts.audioCodec] : ['--no-audio'])];
     const source = await startProcess('test source', sourceBin, srcArgs);
-    const sourceDesc = `${path.relative(ROOT, sourceBin)} (x264 ultrafast/zerolatency and AAC in two ffmpeg children, ${opts.audio ? 'AAC audio' : 'no audio track'})`;
+    const audioName = opts.audioCodec === 'opus' ? 'Opus' : 'AAC';
+    const sourceDesc = `${path.relative(ROOT, sourceBin)} (x264 ultrafast/zerolatency and ${audioName} in two ffmpeg children, ${opts.audio ? `${audioName} audio` : 'no audio track'})`;
     console.log(`# source: ${sourceDesc}, ${opts.size} 30 fps ${opts.bitrate} 1 s GOP, no B-frames (width ${W})`);
     await waitFor('relay channel bench live', async () => {
       const { channels } = await getJson(`http://127.0.0.1:${ports.relayHttp}/api/channels`);

@@ -1,4 +1,5 @@
-//! Audio: an `AudioDecoder` into an `AudioContext` (latencyHint 'interactive'). Each decoded
+//! Audio: an `AudioDecoder` into an `AudioContext` with the shortest output buffer the
+//! platform allows (`latencyHint` 0, see [`LATENCY_HINT_S`]). Each decoded
 //! `AudioData` is copied to an `AudioBuffer` and started at the context time that the audio
 //! output will play at its due time: `getOutputTimestamp()` pairs a context time with the
 //! performance.now() at which that sample leaves the speaker (output latency included), else
@@ -20,6 +21,13 @@ use super::{decoder_callbacks, Emit, Event};
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Listener;
 use lockstep_media::remux::TrackType;
+
+/// The `AudioContext` latency hint, s: 0 asks for the smallest buffers the platform
+/// supports (Chromium clamps it). Measured in headless Chromium here: baseLatency 2.9 ms +
+/// outputLatency 8 ms, against 10 + 32 ms with `"interactive"`: 31 ms less that the audio
+/// needs beyond D. Every buffer is scheduled ahead on the context clock by plain
+/// `AudioBufferSourceNode`s (no script on the render thread), so small buffers do not starve.
+const LATENCY_HINT_S: f64 = 0.0;
 
 /// Buffers this close to the end of the previous one are played back to back, s.
 const BUTT_S: f64 = 0.015;
@@ -84,7 +92,7 @@ pub struct AudioPipe {
 impl AudioPipe {
     pub fn new(emit: Emit, video: &HtmlVideoElement) -> Result<AudioPipe, JsValue> {
         let opts = AudioContextOptions::new();
-        opts.set_latency_hint(&JsValue::from_str("interactive"));
+        opts.set_latency_hint(&JsValue::from_f64(LATENCY_HINT_S));
         let ctx = AudioContext::new_with_context_options(&opts)?;
         let gain = ctx.create_gain()?;
         gain.connect_with_audio_node(&ctx.destination())?;
