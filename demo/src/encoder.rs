@@ -5,11 +5,11 @@
 //!   caller) → H.264 from libx264 `ultrafast` / `zerolatency` (no lookahead, no frame
 //!   threading: a frame in, a frame out) at a constant bitrate with a fixed GOP (`-g` =
 //!   `-keyint_min`, no scene-cut keyframes) and no B-frames by default, in FLV;
-//! - audio, `--audio-codec aac` (the default for now): `s16le` stereo 48 kHz on stdin (the
+//! - audio, `--audio-codec aac`: `s16le` stereo 48 kHz on stdin (the
 //!   tone, paced by the caller) → AAC 128 kbit/s in FLV. AAC's 1024-sample frames and priming
 //!   hand each packet over ~70 ms after its first sample was due, ~68 ms after the video of
 //!   the same time;
-//! - audio, `--audio-codec opus`: the same samples as a streaming float WAV → Opus from
+//! - audio, `--audio-codec opus` (the default): the same samples as a streaming float WAV → Opus from
 //!   libopus in low-delay mode (CELT only, 2.5 ms lookahead) with 10 ms frames, 128 kbit/s,
 //!   in Ogg (ffmpeg 5.1 cannot write Opus in FLV: [`crate::ogg_opus`] makes the Enhanced
 //!   RTMP tags). WAV rather than raw input because ffmpeg's raw demuxer reads 1024-sample
@@ -118,10 +118,10 @@ pub struct Config {
 pub enum AudioCodec {
     /// AAC in FLV (ffmpeg's native encoder): a packet is out ~70 ms after its first sample
     /// (1024-sample frames and priming)
-    #[default]
     Aac,
     /// Opus with 10 ms frames (libopus, low delay) as Enhanced RTMP v2 audio, FourCC Opus: a
     /// packet is out ~22 ms after its first sample
+    #[default]
     Opus,
 }
 

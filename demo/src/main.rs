@@ -66,8 +66,9 @@ struct Cli {
     /// No audio track
     #[arg(long)]
     no_audio: bool,
-    /// Audio codec of the tone (opus needs a relay and a player that know Enhanced RTMP Opus)
-    #[arg(long, value_enum, default_value_t = AudioCodec::Aac, conflicts_with = "no_audio")]
+    /// Audio codec of the tone: opus (10 ms frames as Enhanced RTMP audio, for Lockstep: the
+    /// least delay) or aac (for servers and players that only know classic FLV audio)
+    #[arg(long, value_enum, default_value_t = AudioCodec::Opus, conflicts_with = "no_audio")]
     audio_codec: AudioCodec,
     /// Tone frequency in Hz (with a beep at twice the pitch at the start of every second)
     #[arg(long, default_value_t = 440, value_parser = clap::value_parser!(u32).range(20..=20000))]
