@@ -22,7 +22,7 @@ pub const MAX_AUTO_MS: u32 = 1500;
 /// D never goes below this.
 pub const MIN_MS: u32 = 20;
 /// D is a multiple of this.
-pub const STEP_MS: u32 = 10;
+pub const STEP_MS: u32 = 5;
 /// How long a lower requirement must hold before D falls.
 pub const LOWER_AFTER: Duration = Duration::from_secs(10);
 /// How long a higher requirement must hold before D rises (except from unset).
@@ -90,12 +90,12 @@ mod tests {
         // ...a requirement that holds is not.
         assert_eq!(
             a.choose(120, &[131], t0 + Duration::from_secs(4)),
-            Some(140)
+            Some(135)
         );
-        assert_eq!(a.choose(140, &[90, 95], t0), None);
-        assert_eq!(a.choose(140, &[90, 95], t0 + Duration::from_secs(5)), None);
+        assert_eq!(a.choose(135, &[90, 96], t0), None);
+        assert_eq!(a.choose(135, &[90, 96], t0 + Duration::from_secs(5)), None);
         assert_eq!(
-            a.choose(140, &[90, 95], t0 + Duration::from_secs(10)),
+            a.choose(135, &[90, 96], t0 + Duration::from_secs(10)),
             Some(100)
         );
     }
