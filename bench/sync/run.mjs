@@ -416,7 +416,7 @@ async function main() {
       '',
       `Machine: ${machine}; load average (1/5/15 min) ${loadStart.map((x) => x.toFixed(2)).join(' / ')} at the start, ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')} at the end (other developers' work on the machine included; 2 cores: above ~2 the figures include CPU starvation).`,
       `- Chromium ${browserVersion} headless (${CHROMIUM}, --disable-gpu), one browser, one context per viewer; node ${process.version}; ${firstLine('ffmpeg', ['-version'])}.`,
-      `- Relay \`${path.relative(ROOT, bins.relay)}\`${opts.delayMs ? ` --delay-ms ${opts.delayMs}` : ' (automatic D)'}; source \`${path.relative(ROOT, bins.source)}\` 640x360 30 fps ${opts.bitrate} CBR, 1 s GOP, no B-frames, x264 ultrafast/zerolatency, AAC audio.`,
+      `- Relay \`${path.relative(ROOT, bins.relay)}\`${opts.delayMs ? ` --delay-ms ${opts.delayMs}` : ' (automatic D)'}; source \`${path.relative(ROOT, bins.source)}\` 640x360 30 fps ${opts.bitrate} CBR, 1 s GOP, no B-frames, x264 ultrafast/zerolatency, Opus audio (10 ms frames; the source's default).`,
       `- ${opts.viewers} viewers, ${opts.proxied} through the jitter proxy (bench/common/jitter-proxy.mjs: relay→viewer chunks delayed ${opts.jitter[0]}–${opts.jitter[1]} ms uniformly, in order${opts.upJitter[1] > 0 ? `; viewer→relay ${opts.upJitter[0]}–${opts.upJitter[1]} ms` : '; viewer→relay not delayed'}); warm-up ${opts.warmup} s after every viewer showed a frame, then ${opts.seconds} s measured; skew sampled every ${GRID_MS} ms.`,
       '',
       report(results),
