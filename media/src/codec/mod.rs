@@ -30,6 +30,23 @@ pub enum CodecError {
     Unsupported { what: &'static str, detail: String },
 }
 
+impl CodecError {
+    /// An [`CodecError::Invalid`] of `what` (the structure) at byte `offset`.
+    pub(crate) fn invalid(
+        what: &'static str,
+        field: &'static str,
+        offset: usize,
+        detail: String,
+    ) -> Self {
+        CodecError::Invalid {
+            what,
+            field,
+            offset,
+            detail,
+        }
+    }
+}
+
 /// A video decoder configuration, as carried in an FLV sequence header.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoConfig {

@@ -151,12 +151,7 @@ impl Mp3Header {
 }
 
 fn invalid(field: &'static str, offset: usize, detail: String) -> CodecError {
-    CodecError::Invalid {
-        what: WHAT,
-        field,
-        offset,
-        detail,
-    }
+    CodecError::invalid(WHAT, field, offset, detail)
 }
 
 #[cfg(test)]

@@ -135,12 +135,7 @@ pub fn packet_stereo(packet: &[u8]) -> bool {
 }
 
 fn invalid(field: &'static str, offset: usize, detail: String) -> CodecError {
-    CodecError::Invalid {
-        what: WHAT,
-        field,
-        offset,
-        detail,
-    }
+    CodecError::invalid(WHAT, field, offset, detail)
 }
 
 #[cfg(test)]
