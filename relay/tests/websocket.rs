@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -1363,4 +1364,111 @@ fn relay_socket_nodelay(pid: u32, peer: SocketAddr) -> Option<bool> {
         return None;
     }
     found
+}
+
+/// The standard source's video with Opus audio (Enhanced RTMP, FourCC `Opus`) from ffmpeg's
+/// libopus in place of its AAC, interleaved by time: what an Enhanced RTMP encoder sends.
+fn opus_source() -> Source {
+    let base = source();
+    let ogg =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("opus-src-{}.ogg", std::process::id()));
+    let status = std::process::Command::new(FFMPEG)
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t",
+            "4",
+            "-ac",
+            "2",
+            "-c:a",
+            "libopus",
+            "-frame_duration",
+            "20",
+        ])
+        .arg(&ogg)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("running ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the Opus file");
+    let mut reader = ogg::PacketReader::new(std::io::Cursor::new(std::fs::read(&ogg).unwrap()));
+    let head = reader.read_packet_expected().expect("OpusHead").data;
+    reader.read_packet_expected().expect("OpusTags");
+    let mut audio: Vec<(u32, Vec<u8>)> = vec![(0, [&[0x90][..], b"Opus", &head].concat())];
+    let mut ms = 0u32;
+    while let Some(p) = reader.read_packet().expect("ogg") {
+        audio.push((ms, [&[0x91][..], b"Opus", &p.data].concat()));
+        ms += 20;
+    }
+    let mut tags: Vec<(u32, TagKind, Vec<u8>)> = base
+        .tags
+        .iter()
+        .filter(|t| t.kind != TagKind::Audio)
+        .map(|t| (t.ts, t.kind, t.body.to_vec()))
+        .chain(audio.into_iter().map(|(ts, b)| (ts, TagKind::Audio, b)))
+        .collect();
+    // Stable: at equal times the video (and its configuration) stays first.
+    tags.sort_by_key(|t| (t.0, t.1 == TagKind::Audio));
+    let mut flv = Vec::new();
+    write_file_header(&mut flv, true, true);
+    for (ts, kind, body) in &tags {
+        write_tag(&mut flv, *kind, *ts, body);
+    }
+    let path = ogg.with_extension("flv");
+    std::fs::write(&path, &flv).unwrap();
+    let bytes = Bytes::from(flv);
+    let tags = demux_all(&bytes);
+    Source { path, bytes, tags }
+}
+
+/// Opus audio (Enhanced RTMP) is forwarded as it came: the StreamInfo names it (`opus`,
+/// SoundFormat 9, FourCC `Opus`, 48 kHz stereo), the configuration is the source's OpusHead
+/// tag, and every frame is byte-identical to the source's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_audio_is_forwarded_byte_for_byte() {
+    let src = opus_source();
+    let relay = looping_relay("opus", &src).await;
+    wait_live(&relay, "opus").await;
+    sleep(Duration::from_millis(700)).await;
+    let mut v = Viewer::connect(relay.http, "opus", "opus-test/1").await;
+    let got = msgs(
+        &v.read_until_time(Instant::now() + Duration::from_secs(3))
+            .await,
+    );
+    let rest = assert_hello(&got);
+    let W::StreamInfo(info) = &rest[0] else {
+        panic!("expected a StreamInfo: {}", summary(rest));
+    };
+    let audio = info
+        .tracks
+        .iter()
+        .find(|t| matches!(t.params, TrackParams::Audio { .. }));
+    let audio = audio.unwrap_or_else(|| panic!("no audio track: {info:?}"));
+    assert_eq!(
+        (audio.codec.as_str(), audio.codec_id, &audio.fourcc),
+        ("opus", 9, b"Opus"),
+        "{audio:?}"
+    );
+    assert_eq!(
+        audio.params,
+        TrackParams::Audio {
+            sample_rate: 48_000,
+            channels: 2
+        }
+    );
+    let key = rest
+        .iter()
+        .position(is_key_msg)
+        .unwrap_or_else(|| panic!("no keyframe: {}", summary(rest)));
+    let config = rest[..key]
+        .iter()
+        .filter_map(as_media)
+        .find(|x| x.kind == MediaKind::Audio && x.flags.contains(MediaFlags::CONFIG))
+        .unwrap_or_else(|| panic!("no audio configuration first: {}", summary(rest)));
+    assert_eq!(config.body, source_config(&src, MediaKind::Audio));
+    assert!(config.body.starts_with(b"\x90OpusOpusHead"));
+    assert_stream_rules(rest, &src);
+    let frames = frames_of(&rest[key..]);
+    let opus = frames.iter().filter(|f| f.0 == MediaKind::Audio).count();
+    assert!(opus >= 100, "{opus} Opus frames in 3 s (20 ms each)");
+    assert_source_run(&frames, &src, true);
 }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use lockstep_media::flv::audio::{AudioPacket, AudioTagHeader};
 use lockstep_media::flv::video::{VideoPacket, VideoTagHeader};
 use lockstep_media::flv::{Demuxer, Event, TagKind};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -49,7 +50,9 @@ pub fn is_config(t: &T) -> bool {
         TagKind::Video => {
             VideoTagHeader::parse(&t.body).is_ok_and(|h| h.packet == VideoPacket::SequenceStart)
         }
-        TagKind::Audio => t.body.len() > 1 && t.body[0] >> 4 == 10 && t.body[1] == 0,
+        TagKind::Audio => {
+            AudioTagHeader::parse(&t.body).is_ok_and(|h| h.packet == AudioPacket::SequenceStart)
+        }
         TagKind::Script => false,
     }
 }
