@@ -18,9 +18,12 @@
 //! `round((start − pre_skip) · 1000 / 48000)` ms. Packets that start before `pre_skip`
 //! (the priming, before stream time 0) are dropped, as the AAC priming packet is. Should a
 //! page ever hold several packets, the ones before its last advance by the duration their
-//! TOC byte gives (RFC 6716 §3.1).
+//! TOC byte gives (RFC 6716 §3.1). Header and TOC are read by the media crate's
+//! `codec::opus`.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use lockstep_media::codec::opus::{self, OpusHead};
+use lockstep_media::codec::CodecError;
 
 /// The Enhanced RTMP FourCC of Opus.
 pub const FOURCC: [u8; 4] = *b"Opus";
@@ -101,15 +104,11 @@ impl OggOpus {
     ) -> Result<Option<OpusTag>, OggOpusError> {
         match self.expect {
             Expect::Head => {
-                // RFC 7845 §5.1: magic, version, channels, pre-skip (LE u16), input rate, gain,
-                // mapping family: 19 bytes at least.
-                if data.len() < 19 || !data.starts_with(b"OpusHead") {
-                    return Err(OggOpusError::NoHead);
-                }
-                if data[8] & 0xF0 != 0 {
-                    return Err(OggOpusError::Version(data[8]));
-                }
-                self.pre_skip = u64::from(u16::from_le_bytes([data[10], data[11]]));
+                let head = OpusHead::parse(Bytes::copy_from_slice(data)).map_err(|e| match e {
+                    CodecError::Unsupported { .. } => OggOpusError::Version(data[8]),
+                    _ => OggOpusError::NoHead,
+                })?;
+                self.pre_skip = u64::from(head.pre_skip);
                 self.expect = Expect::Tags;
                 Ok(Some(OpusTag {
                     timestamp: 0,
@@ -131,7 +130,8 @@ impl OggOpus {
                 self.end = if last_in_page && granule != u64::MAX {
                     granule.max(start)
                 } else {
-                    start + packet_samples(data).ok_or(OggOpusError::BadPacket(index))?
+                    let n = opus::packet_samples(data).ok_or(OggOpusError::BadPacket(index))?;
+                    start + u64::from(n)
                 };
                 if data.is_empty() || start < self.pre_skip {
                     return Ok(None);
@@ -153,24 +153,6 @@ fn tag_body(first: u8, payload: &[u8]) -> Bytes {
     b.put_slice(&FOURCC);
     b.put_slice(payload);
     b.freeze()
-}
-
-/// The 48 kHz samples an Opus packet decodes to, from its TOC byte and frame count (RFC 6716
-/// §3.1); `None` for an empty or truncated packet.
-pub fn packet_samples(packet: &[u8]) -> Option<u64> {
-    let &toc = packet.first()?;
-    let config = usize::from(toc >> 3);
-    let frame: u64 = match config {
-        0..=11 => [480, 960, 1920, 2880][config % 4], // SILK: 10, 20, 40, 60 ms
-        12..=15 => [480, 960][config % 2],            // hybrid: 10, 20 ms
-        _ => [120, 240, 480, 960][config % 4],        // CELT: 2.5, 5, 10, 20 ms
-    };
-    let frames = match toc & 3 {
-        0 => 1,
-        1 | 2 => 2,
-        _ => u64::from(packet.get(1)? & 0x3F),
-    };
-    Some(frame * frames)
 }
 
 #[cfg(test)]
@@ -313,16 +295,5 @@ mod tests {
         assert_eq!(o.packet(&[], 0, false), Err(OggOpusError::BadPacket(0)));
         // An empty packet that ends a page is skipped, not published.
         assert_eq!(o.packet(&[], 480, true), Ok(None));
-    }
-
-    #[test]
-    fn toc_durations() {
-        assert_eq!(packet_samples(&[0xF4]), Some(480)); // CELT FB 10 ms, one frame
-        assert_eq!(packet_samples(&[0xF8]), Some(960)); // CELT FB 20 ms
-        assert_eq!(packet_samples(&[0xE5, 0]), Some(240)); // CELT FB 2.5 ms, two frames
-        assert_eq!(packet_samples(&[0x1B, 0x03]), Some(8640)); // SILK 60 ms, three frames
-        assert_eq!(packet_samples(&[0x68]), Some(960)); // hybrid 20 ms
-        assert_eq!(packet_samples(&[0x03]), None); // code 3 without its count byte
-        assert_eq!(packet_samples(&[]), None);
     }
 }
