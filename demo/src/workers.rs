@@ -246,8 +246,8 @@ fn slot_of(
 }
 
 /// Writes `input`'s header (if it has one) at once, then the tone to the audio encoder in
-/// `input`'s format in 10 ms chunks, each when its last sample is due (as a capture device delivers sound), sample 0 at
-/// `start`, until `done` is set.
+/// `input`'s format in 10 ms chunks, each when its last sample is due (as a capture device
+/// delivers sound), sample 0 at `start`, until `done` is set.
 pub fn write_tone(
     tone: Tone,
     input: ToneInput,

@@ -121,12 +121,21 @@ impl AudioConfig {
             AudioConfig::Opus(_) => "opus".to_string(),
         }
     }
-    /// The MIME type to give MSE: `audio/mp4; codecs="mp4a.40.2"` for AAC in fMP4, and
+    /// The MIME type to give MSE: `audio/mp4; codecs="mp4a.40.2"` (or `"opus"`) in fMP4, and
     /// `audio/mpeg` for MP3, which Chromium only plays as raw MPEG audio frames.
     pub fn mse_mime(&self) -> String {
         match self {
             AudioConfig::Mp3(_) => "audio/mpeg".to_string(),
             _ => format!("audio/mp4; codecs=\"{}\"", self.codec_string()),
+        }
+    }
+    /// The configuration record as received (AudioSpecificConfig, `OpusHead`): the WebCodecs
+    /// `description`; none for MP3, whose frames carry their parameters.
+    pub fn record(&self) -> Option<&Bytes> {
+        match self {
+            AudioConfig::Aac(c) => Some(&c.record),
+            AudioConfig::Mp3(_) => None,
+            AudioConfig::Opus(h) => Some(&h.record),
         }
     }
     pub fn sample_rate(&self) -> u32 {

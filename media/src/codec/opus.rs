@@ -87,10 +87,10 @@ impl OpusHead {
         })
     }
 
-    /// The header a stream without a sequence start implies: `channels` (from the first
-    /// packet's TOC), no pre-skip, mapping family 0.
-    pub fn implied(channels: u8) -> Self {
-        let channels = channels.clamp(1, 2);
+    /// The header a stream without a sequence start (optional for Opus) implies from one of
+    /// its packets: mono or stereo as the packet's TOC says, no pre-skip, mapping family 0.
+    pub fn implied_by(packet: &[u8]) -> Self {
+        let channels = 1 + u8::from(packet_stereo(packet));
         let mut b = b"OpusHead".to_vec();
         b.extend_from_slice(&[1, channels, 0, 0]);
         b.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
@@ -130,7 +130,7 @@ pub fn packet_samples(packet: &[u8]) -> Option<u32> {
 }
 
 /// Whether the packet's TOC says stereo.
-pub fn packet_stereo(packet: &[u8]) -> bool {
+fn packet_stereo(packet: &[u8]) -> bool {
     packet.first().is_some_and(|toc| toc & 0x04 != 0)
 }
 
@@ -195,7 +195,9 @@ mod tests {
 
     #[test]
     fn implied_head_round_trips() {
-        let h = OpusHead::implied(2);
+        let h = OpusHead::implied_by(&[0x04]);
+        assert_eq!(h.channels, 2);
+        assert_eq!(OpusHead::implied_by(&[0x00]).channels, 1);
         assert_eq!(OpusHead::parse(h.record.clone()).unwrap(), h);
     }
 

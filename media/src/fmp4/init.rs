@@ -271,8 +271,9 @@ fn write_audio_entry(channels: u8, sample_rate: u32, entry: &AudioEntry, out: &m
         out.put_u16(0); // reserved
         out.put_u32(rate_16_16); // samplerate, 16.16
         match entry {
+            AudioEntry::Aac { asc } => write_esds(0x40, Some(asc), out),
+            AudioEntry::Mp3 => write_esds(0x6b, None, out),
             AudioEntry::Opus { head } => write_dops(head, out),
-            _ => write_esds(entry, out),
         }
     });
 }
@@ -287,7 +288,7 @@ fn write_dops(head: &crate::codec::opus::OpusHead, out: &mut Vec<u8>) {
         out.put_u32(head.input_sample_rate); // InputSampleRate
         out.put_i16(head.output_gain); // OutputGain
         out.put_u8(head.mapping_family); // ChannelMappingFamily
-                                         // StreamCount, CoupledCount, ChannelMapping[OutputChannelCount] when the family is not 0.
+                                         // StreamCount, CoupledCount, ChannelMapping[OutputChannelCount] when the family is not 0
         out.extend_from_slice(&head.mapping);
     });
 }
@@ -331,12 +332,9 @@ fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, len: usize) {
 
 /// Elementary stream descriptor box, ISO/IEC 14496-14 §5.6, holding an ES_Descriptor
 /// (ISO/IEC 14496-1 §7.2.6.5) > DecoderConfigDescriptor (§7.2.6.6) > DecoderSpecificInfo
-/// (§7.2.6.7), plus an SLConfigDescriptor (§7.3.2.3.1).
-fn write_esds(entry: &AudioEntry, out: &mut Vec<u8>) {
-    let (object_type, dsi): (u8, Option<&[u8]>) = match entry {
-        AudioEntry::Aac { asc } => (0x40, Some(asc)),
-        AudioEntry::Mp3 | AudioEntry::Opus { .. } => (0x6b, None),
-    };
+/// (§7.2.6.7), plus an SLConfigDescriptor (§7.3.2.3.1). `object_type`: 0x40 MPEG-4 audio
+/// (with the AudioSpecificConfig as `dsi`), 0x6B MPEG-1 audio (none).
+fn write_esds(object_type: u8, dsi: Option<&[u8]>, out: &mut Vec<u8>) {
     let dsi_total = dsi.map_or(0, |d| descriptor_header_len(d.len()) + d.len());
     let dcd_len = 13 + dsi_total;
     let sl_total = 3;
@@ -388,12 +386,7 @@ mod tests {
     #[test]
     fn esds_for_aac_matches_the_descriptor_layout() {
         let mut out = Vec::new();
-        write_esds(
-            &AudioEntry::Aac {
-                asc: bytes::Bytes::from_static(&[0x12, 0x10]),
-            },
-            &mut out,
-        );
+        write_esds(0x40, Some(&[0x12, 0x10]), &mut out);
         #[rustfmt::skip]
         let want: &[u8] = &[
             0, 0, 0, 39, b'e', b's', b'd', b's', 0, 0, 0, 0,

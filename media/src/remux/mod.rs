@@ -379,14 +379,11 @@ impl Remuxer {
                 if opus::packet_samples(&payload).is_none() {
                     return Ok(());
                 }
-                // The sequence start is optional for Opus: without one, a stereo or mono
-                // stream as the packets' TOC says.
                 if !matches!(
                     self.audio.config,
                     Some(TrackConfig::Audio(AudioConfig::Opus(_)))
                 ) {
-                    let channels = 1 + u8::from(opus::packet_stereo(&payload));
-                    let head = OpusHead::implied(channels);
+                    let head = OpusHead::implied_by(&payload);
                     self.set_config(
                         TrackType::Audio,
                         TrackConfig::Audio(AudioConfig::Opus(head)),

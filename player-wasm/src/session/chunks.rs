@@ -9,7 +9,7 @@ use lockstep_media::codec::aac::AudioSpecificConfig;
 use lockstep_media::codec::h264::AvcConfig;
 use lockstep_media::codec::h265::HevcConfig;
 use lockstep_media::codec::mp3::Mp3Header;
-use lockstep_media::codec::opus::{self, OpusHead};
+use lockstep_media::codec::opus::OpusHead;
 use lockstep_media::codec::AudioConfig;
 use lockstep_media::flv::audio::{AudioCodec, AudioPacket, AudioTagHeader};
 use lockstep_media::flv::video::{VideoCodec, VideoPacket, VideoTagHeader};
@@ -137,21 +137,16 @@ impl ChunkMaker {
             (AudioCodec::Mp3, AudioPacket::Coded) => {
                 Some(AudioConfig::Mp3(Mp3Header::parse(&payload).map_err(err)?))
             }
-            // The sequence start is optional for Opus: the packets' channel count.
-            (AudioCodec::Opus, AudioPacket::Coded) if current != "opus" => Some(AudioConfig::Opus(
-                OpusHead::implied(1 + u8::from(opus::packet_stereo(&payload))),
-            )),
+            (AudioCodec::Opus, AudioPacket::Coded) if current != "opus" => {
+                Some(AudioConfig::Opus(OpusHead::implied_by(&payload)))
+            }
             _ => None,
         };
         if let Some(config) = config {
             let setup = DecoderSetup {
                 track: TrackType::Audio,
                 codec: config.codec_string(),
-                description: match &config {
-                    AudioConfig::Aac(c) => Some(c.record.clone()),
-                    AudioConfig::Opus(c) => Some(c.record.clone()),
-                    AudioConfig::Mp3(_) => None,
-                },
+                description: config.record().cloned(),
                 width: 0,
                 height: 0,
                 sample_rate: config.sample_rate(),
@@ -195,7 +190,7 @@ mod tests {
 
     #[test]
     fn opus_head_configures_and_packets_become_chunks() {
-        let head = OpusHead::implied(2).record;
+        let head = OpusHead::implied_by(&[0xf4]).record;
         let mut m = ChunkMaker::default();
         let mut out = Vec::new();
         m.audio(0, &body(0x90, &head), &mut out).unwrap();

@@ -399,8 +399,7 @@ impl MediaState {
                         return Err("Opus packet with an invalid TOC".to_string());
                     }
                     if self.audio_config.is_none() {
-                        // No sequence start (optional for Opus): the packets' channel count.
-                        let head = OpusHead::implied(1 + u8::from(opus::packet_stereo(&payload)));
+                        let head = OpusHead::implied_by(&payload);
                         self.set_audio_track(
                             audio_track(h.codec, &AudioConfig::Opus(head)),
                             now_us,
