@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -43,24 +42,11 @@ impl Server {
 
         let http = TcpListener::bind(config.http).await?;
         let http_addr = http.local_addr()?;
-        let listener = http.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!("TCP_NODELAY: {e}");
-            }
-        });
-        let router = crate::http::router(app.clone());
-        let mut stop = shutdown_rx.clone();
-        tasks.spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!("HTTP server: {e}");
-            }
-        });
+        tasks.spawn(crate::http::serve::serve(
+            http,
+            crate::http::router(app.clone()),
+            shutdown_rx.clone(),
+        ));
         tracing::info!("HTTP on http://{http_addr} (WebSocket ws://{http_addr}/ws/NAME)");
 
         let rtmp_addr = match config.rtmp {

@@ -2,6 +2,7 @@
 //! push ingest, the JSON API and Prometheus metrics ([`api`]), and the `www/` folder.
 
 pub mod api;
+pub mod serve;
 
 use axum::http::{header, HeaderValue};
 use axum::routing::{any, get};

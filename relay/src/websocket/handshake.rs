@@ -118,6 +118,8 @@ pub struct Halves {
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
     pub writer: Box<dyn AsyncWrite + Send + Unpin>,
     pub early: Bytes,
+    /// The halves are the TCP stream's own (no lock between reads and writes).
+    pub lock_free: bool,
 }
 
 /// Waits for the upgrade and splits the connection: a plain TCP stream splits without a
@@ -131,6 +133,7 @@ pub async fn connect(on_upgrade: OnUpgrade) -> Result<Halves, hyper::Error> {
                 reader: Box::new(r),
                 writer: Box::new(w),
                 early: parts.read_buf,
+                lock_free: true,
             })
         }
         Err(upgraded) => {
@@ -139,6 +142,7 @@ pub async fn connect(on_upgrade: OnUpgrade) -> Result<Halves, hyper::Error> {
                 reader: Box::new(r),
                 writer: Box::new(w),
                 early: Bytes::new(),
+                lock_free: false,
             })
         }
     }
