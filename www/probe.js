@@ -20,6 +20,12 @@
 // the callback (when the callback happens to run: between the two, and subject to main-thread
 // jitter). `expectedDisplayTime` is the closest the page can get to "the frame is on the glass";
 // a real display adds its own scan-out/panel delay, which is the same for every player.
+// It is Chromium's estimate, though, and on a starved machine it can fall before
+// `presentationTime` (a composition deadline from a stale BeginFrame, or, for MediaStream video
+// rendered without Chromium's render algorithm, simply the moment the frame was set): seen here
+// with the CPU saturated, a frame "displayed" before its picture was made. A frame is never on
+// screen before it is handed to the compositor, so the display time is the later of the two;
+// `summary().clamped` counts the frames where that applied.
 // performance.timeOrigin + a monotonic timestamp and Date.now() (the source's clock) can drift
 // apart by a few ms on a long-lived page; `summary().clockSkewMs` reports the current gap
 // (Date.now() − (timeOrigin + performance.now())) so it can be checked, and it is not applied.
@@ -124,6 +130,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
   let total = 0; // samples ever recorded (since reset)
   let decodeFailures = 0;
   let framesSeen = 0;
+  let clamped = 0; // frames whose expectedDisplayTime was before their presentationTime
   let firstPresented = null; // metadata.presentedFrames at the first callback since reset
   let lastPresented = null;
   let firstFrame = null; // { displayMs, sinceOriginMs } of the first frame ever seen
@@ -143,8 +150,10 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
     framesSeen++;
     if (firstPresented === null) firstPresented = metadata.presentedFrames;
     lastPresented = metadata.presentedFrames;
-    const displayMs = performance.timeOrigin + metadata.expectedDisplayTime;
-    if (!firstFrame) firstFrame = { displayMs, sinceOriginMs: metadata.expectedDisplayTime };
+    const sinceOriginMs = Math.max(metadata.expectedDisplayTime, metadata.presentationTime);
+    if (metadata.expectedDisplayTime < metadata.presentationTime) clamped++;
+    const displayMs = performance.timeOrigin + sinceOriginMs;
+    if (!firstFrame) firstFrame = { displayMs, sinceOriginMs };
     const S = blockSize(height);
     const rw = Math.min(width, 23 * S);
     const rh = Math.min(height, 3 * S);
@@ -215,6 +224,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
         decodeFailures,
         lastFailure,
         framesSeen,
+        clamped,
         presentedFrames: firstPresented === null ? 0 : lastPresented - firstPresented + 1,
         firstFrameMs: firstFrame ? firstFrame.sinceOriginMs : null,
         clockSkewMs: Date.now() - (performance.timeOrigin + performance.now()),
@@ -227,6 +237,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
       total = 0;
       decodeFailures = 0;
       framesSeen = 0;
+      clamped = 0;
       firstPresented = null;
       lastPresented = null;
       lastFailure = null;

@@ -234,7 +234,8 @@ async function measure(browser, row, opts) {
         return s ? { latencyMs: s.latencyMs, bufferMs: s.bufferMs, playbackRate: s.playbackRate, targetMs: s.targetLatencyMs,
           jitterMs: s.jitterMs, seeks: s.seeks, g2g: last && last.latencyMs, arrivalP95Ms: s.arrivalP95Ms,
           audioArrivalP95Ms: s.audioArrivalP95Ms, audioLagMs: s.audioLagMs, avOffsetMs: s.avOffsetMs,
-          audioScheduled: s.audioScheduled, audioDropped: s.audioDropped } : null;
+          audioScheduled: s.audioScheduled, audioDropped: s.audioDropped,
+          decodeP95Ms: s.decodeP95Ms, displayDelayMs: s.displayDelayMs } : null;
       });
       if (st) playerStats.push(st);
     }
@@ -270,6 +271,8 @@ async function measure(browser, row, opts) {
       targetMs: avg(playerStats.map((x) => x.targetMs).filter((x) => typeof x === 'number')),
       jitterMs: avg(playerStats.map((x) => x.jitterMs).filter((x) => typeof x === 'number')),
       arrivalP95Ms: avg(playerStats.map((x) => x.arrivalP95Ms).filter((x) => typeof x === 'number')),
+      decodeP95Ms: avg(playerStats.map((x) => x.decodeP95Ms).filter((x) => typeof x === 'number')),
+      displayDelayMs: avg(playerStats.map((x) => x.displayDelayMs).filter((x) => typeof x === 'number')),
       audioArrivalP95Ms: avg(playerStats.map((x) => x.audioArrivalP95Ms).filter((x) => typeof x === 'number')),
       audioLagMs: avg(playerStats.map((x) => x.audioLagMs).filter((x) => typeof x === 'number')),
       avOffsetMs: avg(playerStats.map((x) => x.avOffsetMs).filter((x) => typeof x === 'number')),
@@ -305,9 +308,9 @@ function lockstepTable(results) {
   const rows = results.filter((r) => r.ok && r.playerLatencyMs !== null && r.playerLatencyMs !== undefined);
   if (!rows.length) return '';
   const pct = (x) => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(0)} %`);
-  return ['| Lockstep row | glass-to-glass mean ms | player-reported latency ms (relay now − ingest of frame on screen) | difference ≈ source → relay ingest + display ms | effective target ms | video arrival p95 ms | audio arrival p95 ms | audio lag ms (WebCodecs) | A/V offset ms | audio played | arrival jitter ms | buffer ms | playback rate | seeks |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.system}, ${r.settings} | ${f0(r.g2gAtStatsMs)} | ${f0(r.playerLatencyMs)} | ${f0(r.g2gAtStatsMs - r.playerLatencyMs)} | ${f0(r.targetMs)} | ${f0(r.arrivalP95Ms)} | ${f0(r.audioArrivalP95Ms)} | ${f0(r.audioLagMs)} | ${f0(r.avOffsetMs)} | ${pct(r.audioShare)} | ${f0(r.jitterMs)} | ${f0(r.bufferMs)} | ${r.rate?.toFixed(3) ?? '–'} | ${r.seeks ?? '–'} |`)].join('\n');
+  return ['| Lockstep row | glass-to-glass mean ms | player-reported latency ms (relay now − ingest of frame on screen) | difference ≈ source → relay ingest + display ms | effective target ms | video arrival p95 ms | decode p95 ms (WebCodecs) | display delay ms (WebCodecs) | audio arrival p95 ms | audio lag ms (WebCodecs) | A/V offset ms | audio played | arrival jitter ms | buffer ms | playback rate | seeks |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.system}, ${r.settings} | ${f0(r.g2gAtStatsMs)} | ${f0(r.playerLatencyMs)} | ${f0(r.g2gAtStatsMs - r.playerLatencyMs)} | ${f0(r.targetMs)} | ${f0(r.arrivalP95Ms)} | ${f0(r.decodeP95Ms)} | ${f0(r.displayDelayMs)} | ${f0(r.audioArrivalP95Ms)} | ${f0(r.audioLagMs)} | ${f0(r.avOffsetMs)} | ${pct(r.audioShare)} | ${f0(r.jitterMs)} | ${f0(r.bufferMs)} | ${r.rate?.toFixed(3) ?? '–'} | ${r.seeks ?? '–'} |`)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

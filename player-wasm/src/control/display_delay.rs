@@ -7,6 +7,11 @@
 //! Each callback names the frame it composited only by time (`presentationTime`, when it was
 //! submitted for composition), so a sample pairs the latest write at or before that time with
 //! the callback's `expectedDisplayTime`. The estimate is the median of the recent samples.
+//!
+//! `expectedDisplayTime` is Chromium's estimate. When its MediaStream compositor renders
+//! without its render algorithm (seen with the CPU saturated), it reports the moment the frame
+//! was set, the same as `presentationTime`: no estimate at all. Such callbacks are skipped, so
+//! the estimate keeps the last real figure instead of falling to zero.
 
 use std::collections::VecDeque;
 
@@ -16,6 +21,9 @@ const WRITES: usize = 32;
 const SAMPLES: usize = 61;
 /// Samples outside this range (ms) are mispairings or stalls, not the pipeline.
 const PLAUSIBLE_MS: std::ops::RangeInclusive<f64> = 0.0..=250.0;
+/// A callback whose expected display time is less than this after its presentation time
+/// (ms) carries no display estimate.
+const MIN_ESTIMATE_MS: f64 = 1.0;
 
 #[derive(Debug, Clone, Default)]
 pub struct DisplayDelay {
@@ -38,7 +46,9 @@ impl DisplayDelay {
     /// A frame callback: submitted for composition at `presented_at`, expected on screen at
     /// `expected_at` (both performance.now() ms).
     pub fn on_displayed(&mut self, presented_at: f64, expected_at: f64) {
-        if !(presented_at.is_finite() && expected_at.is_finite()) {
+        if !(presented_at.is_finite() && expected_at.is_finite())
+            || expected_at - presented_at < MIN_ESTIMATE_MS
+        {
             return;
         }
         let Some(&written) = self.writes.iter().rev().find(|&&w| w <= presented_at + 0.5) else {
@@ -100,6 +110,8 @@ mod tests {
         d.on_displayed(150.0, 170.0); // before the only write
         d.on_displayed(210.0, 900.0); // a stall, not the pipeline
         d.on_displayed(f64::NAN, 1.0);
+        d.on_displayed(210.0, 210.4); // no estimate: expected = presented
+        d.on_displayed(210.0, 209.0);
         assert_eq!(d.delay_ms(), None);
         d.on_displayed(210.0, 230.0);
         assert_eq!(d.delay_ms(), Some(30.0));
