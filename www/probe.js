@@ -25,7 +25,9 @@
 // rendered without Chromium's render algorithm, simply the moment the frame was set): seen here
 // with the CPU saturated, a frame "displayed" before its picture was made. A frame is never on
 // screen before it is handed to the compositor, so the display time is the later of the two;
-// `summary().clamped` counts the frames where that applied.
+// `summary().clamped` counts the frames where that applied, and `summary().noEstimate` the
+// frames whose expectedDisplayTime is within 1 ms of their presentationTime (no estimate at
+// all: the display time of those is when the frame was set, a refresh or two early).
 // performance.timeOrigin + a monotonic timestamp and Date.now() (the source's clock) can drift
 // apart by a few ms on a long-lived page; `summary().clockSkewMs` reports the current gap
 // (Date.now() − (timeOrigin + performance.now())) so it can be checked, and it is not applied.
@@ -131,6 +133,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
   let decodeFailures = 0;
   let framesSeen = 0;
   let clamped = 0; // frames whose expectedDisplayTime was before their presentationTime
+  let noEstimate = 0; // frames whose expectedDisplayTime was within 1 ms of it
   let firstPresented = null; // metadata.presentedFrames at the first callback since reset
   let lastPresented = null;
   let firstFrame = null; // { displayMs, sinceOriginMs } of the first frame ever seen
@@ -152,6 +155,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
     lastPresented = metadata.presentedFrames;
     const sinceOriginMs = Math.max(metadata.expectedDisplayTime, metadata.presentationTime);
     if (metadata.expectedDisplayTime < metadata.presentationTime) clamped++;
+    if (metadata.expectedDisplayTime - metadata.presentationTime < 1) noEstimate++;
     const displayMs = performance.timeOrigin + sinceOriginMs;
     if (!firstFrame) firstFrame = { displayMs, sinceOriginMs };
     const S = blockSize(height);
@@ -225,6 +229,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
         lastFailure,
         framesSeen,
         clamped,
+        noEstimate,
         presentedFrames: firstPresented === null ? 0 : lastPresented - firstPresented + 1,
         firstFrameMs: firstFrame ? firstFrame.sinceOriginMs : null,
         clockSkewMs: Date.now() - (performance.timeOrigin + performance.now()),
@@ -238,6 +243,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
       decodeFailures = 0;
       framesSeen = 0;
       clamped = 0;
+      noEstimate = 0;
       firstPresented = null;
       lastPresented = null;
       lastFailure = null;

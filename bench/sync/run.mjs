@@ -141,6 +141,7 @@ function pageStats() {
     syncErrorMs: s.syncErrorMs, requiredLatencyMs: s.requiredLatencyMs, clockOffsetMs: s.clockOffsetMs,
     rttMs: s.rttMs, clockUpMs: s.clockUpMs, clockDownMs: s.clockDownMs, playbackRate: s.playbackRate, seeks: s.seeks, stalls: s.stalls, fallbacks: s.fallbacks,
     fallbackReason: s.fallbackReason ?? null, wsUrl: el.getAttribute('src'),
+    refreshDepth: s.refreshDepth, writeMarginMs: s.writeMarginMs, refreshMisses: s.refreshMisses,
   };
 }
 
@@ -295,6 +296,12 @@ function analyse(mode, opts, viewers, ctx) {
       stalls: v.waiting,
       fps: inWin.length / ((t1 - t0) / 1000),
       decoded: v.summary.presentedFrames ? v.summary.count / v.summary.presentedFrames : null,
+      // Frames whose display time is Chromium's estimate (see www/probe.js: noEstimate).
+      // WebCodecs refresh planning (player-wasm/src/control/refresh.rs) at the end.
+      refresh: st.length && typeof st[st.length - 1].refreshDepth === 'number'
+        ? `${st[st.length - 1].refreshDepth} / ${st[st.length - 1].writeMarginMs.toFixed(1)} / ${st[st.length - 1].refreshMisses}`
+        : '–',
+      estimated: v.summary.framesSeen ? 1 - (v.summary.noEstimate ?? 0) / v.summary.framesSeen : null,
       pageClockSkewMs: v.summary.clockSkewMs,
       fallbacks: st.length ? st[st.length - 1].fallbacks : null,
       fallbackReason: st.length ? st[st.length - 1].fallbackReason : null,
@@ -335,13 +342,13 @@ function report(results) {
     lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${f1(r.presentation.p95)} / ${f1(r.presentation.mean)} (${r.presentation.frames}); ${f1(r.presentationDirect.p95)} / ${f1(r.presentationDirect.mean)} | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
   }
   lines.push('');
-  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded |');
-  lines.push('|---|---:|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded | display time estimated | refresh depth / write margin ms / misses |');
+  lines.push('|---|---:|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of results) {
     if (r.error) continue;
     for (const v of r.rows) {
       const cr = v.clockOffsetRange ? ` [${sgn(v.clockOffsetRange[0])}, ${sgn(v.clockOffsetRange[1])}]` : '';
-      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.clockUpMs)} / ${f1(v.clockDownMs)} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} |`);
+      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.clockUpMs)} / ${f1(v.clockDownMs)} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} | ${v.estimated === null ? '–' : `${(100 * v.estimated).toFixed(0)} %`} | ${v.refresh} |`);
     }
   }
   return lines.join('\n');

@@ -41,14 +41,8 @@ impl ArrivalLatency {
 
     /// Nearest-rank quantile `q` of the arrival latencies; `None` without samples.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.samples.is_empty() {
-            return None;
-        }
         let mut v: Vec<f64> = self.samples.iter().map(|&(_, a)| a).collect();
-        let n = v.len();
-        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n) - 1;
-        let (_, &mut x, _) = v.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-        Some(x)
+        super::quantile::nearest_rank(&mut v, q)
     }
 
     /// The lowest latency this viewer can hold: 95 % of frames have arrived by then, plus

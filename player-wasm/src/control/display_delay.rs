@@ -4,9 +4,10 @@
 //! frame for the next composition and the display after it, about two refreshes; frames are
 //! written that much before their due time, so that they are *seen* at ingest + D.
 //!
-//! Each callback names the frame it composited only by time (`presentationTime`, when it was
-//! submitted for composition), so a sample pairs the latest write at or before that time with
-//! the callback's `expectedDisplayTime`. The estimate is the median of the recent samples.
+//! A sample pairs a callback with the write of the frame it shows: by its `mediaTime` (the
+//! frame's timestamp; Chromium reports it), else the latest write at or before its
+//! `presentationTime` ([`super::refresh::shown_write`]). The estimate is the median of the
+//! recent samples.
 //!
 //! `expectedDisplayTime` is Chromium's estimate. When its MediaStream compositor renders
 //! without its render algorithm (seen with the CPU saturated), it reports the moment the frame
@@ -15,7 +16,9 @@
 
 use std::collections::VecDeque;
 
-/// Write times kept for pairing.
+use super::refresh::shown_write;
+
+/// Writes kept for pairing.
 const WRITES: usize = 32;
 /// Samples in the median.
 const SAMPLES: usize = 61;
@@ -27,33 +30,36 @@ const MIN_ESTIMATE_MS: f64 = 1.0;
 
 #[derive(Debug, Clone, Default)]
 pub struct DisplayDelay {
-    writes: VecDeque<f64>,
+    /// (written at, media time), ms.
+    writes: VecDeque<(f64, f64)>,
     samples: VecDeque<f64>,
 }
 
 impl DisplayDelay {
-    /// A frame was written at `at` (performance.now() ms).
-    pub fn on_write(&mut self, at: f64) {
+    /// The frame at media time `pts` was written at `at` (performance.now() ms).
+    pub fn on_write(&mut self, at: f64, pts: f64) {
         if !at.is_finite() {
             return;
         }
         if self.writes.len() >= WRITES {
             self.writes.pop_front();
         }
-        self.writes.push_back(at);
+        self.writes.push_back((at, pts));
     }
 
-    /// A frame callback: submitted for composition at `presented_at`, expected on screen at
-    /// `expected_at` (both performance.now() ms).
-    pub fn on_displayed(&mut self, presented_at: f64, expected_at: f64) {
+    /// A frame callback: the frame at media time `media_ms` (if the browser says), submitted
+    /// for composition at `presented_at`, is expected on screen at `expected_at` (both
+    /// performance.now() ms).
+    pub fn on_displayed(&mut self, presented_at: f64, expected_at: f64, media_ms: Option<f64>) {
         if !(presented_at.is_finite() && expected_at.is_finite())
             || expected_at - presented_at < MIN_ESTIMATE_MS
         {
             return;
         }
-        let Some(&written) = self.writes.iter().rev().find(|&&w| w <= presented_at + 0.5) else {
+        let Some(i) = shown_write(self.writes.iter().copied(), presented_at, media_ms) else {
             return;
         };
+        let written = self.writes[i].0;
         let d = expected_at - written;
         if !PLAUSIBLE_MS.contains(&d) {
             return;
@@ -66,13 +72,8 @@ impl DisplayDelay {
 
     /// The median display delay, ms; `None` before any sample.
     pub fn delay_ms(&self) -> Option<f64> {
-        if self.samples.is_empty() {
-            return None;
-        }
         let mut v: Vec<f64> = self.samples.iter().copied().collect();
-        let mid = v.len() / 2;
-        let (_, &mut m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-        Some(m)
+        super::quantile::nearest_rank(&mut v, 0.5)
     }
 
     pub fn reset(&mut self) {
@@ -94,9 +95,9 @@ mod tests {
         let vsync = 1000.0 / 60.0;
         for k in 0..100 {
             let w = 1000.0 + k as f64 * 1000.0 / 30.0 + 3.0;
-            d.on_write(w);
+            d.on_write(w, k as f64);
             let submit = (w / vsync).ceil() * vsync;
-            d.on_displayed(submit, submit + vsync);
+            d.on_displayed(submit, submit + vsync, None);
         }
         let m = d.delay_ms().unwrap();
         assert!((17.0..=34.0).contains(&m), "{m}");
@@ -105,16 +106,21 @@ mod tests {
     #[test]
     fn ignores_implausible_and_unpaired() {
         let mut d = DisplayDelay::default();
-        d.on_displayed(100.0, 120.0); // nothing written yet
-        d.on_write(200.0);
-        d.on_displayed(150.0, 170.0); // before the only write
-        d.on_displayed(210.0, 900.0); // a stall, not the pipeline
-        d.on_displayed(f64::NAN, 1.0);
-        d.on_displayed(210.0, 210.4); // no estimate: expected = presented
-        d.on_displayed(210.0, 209.0);
+        d.on_displayed(100.0, 120.0, None); // nothing written yet
+        d.on_write(200.0, 7.0);
+        d.on_displayed(150.0, 170.0, None); // before the only write
+        d.on_displayed(250.0, 270.0, Some(8.0)); // another frame
+        d.on_displayed(210.0, 900.0, None); // a stall, not the pipeline
+        d.on_displayed(f64::NAN, 1.0, None);
+        d.on_displayed(210.0, 210.4, None); // no estimate: expected = presented
+        d.on_displayed(210.0, 209.0, None);
         assert_eq!(d.delay_ms(), None);
-        d.on_displayed(210.0, 230.0);
+        d.on_displayed(210.0, 230.0, None);
         assert_eq!(d.delay_ms(), Some(30.0));
+        // By media time, whatever the presentation time says.
+        d.on_write(240.0, 8.0);
+        d.on_displayed(300.0, 262.0, Some(7.0));
+        assert_eq!(d.delay_ms(), Some(30.0)); // (30, 62): the lower median
         d.reset();
         assert_eq!(d.delay_ms(), None);
     }
@@ -124,9 +130,9 @@ mod tests {
         let mut d = DisplayDelay::default();
         for k in 0..40 {
             let w = k as f64 * 33.0;
-            d.on_write(w);
+            d.on_write(w, k as f64);
             let extra = if k % 10 == 0 { 150.0 } else { 0.0 };
-            d.on_displayed(w + 5.0, w + 28.0 + extra);
+            d.on_displayed(w + 5.0, w + 28.0 + extra, Some(k as f64));
         }
         assert_eq!(d.delay_ms(), Some(28.0));
     }

@@ -211,13 +211,10 @@ impl ArrivalJitter {
 
     /// (min, nearest-rank quantile q) of the transits; requires a non-empty window.
     fn min_and_quantile(&self, q: f64) -> (f64, f64) {
-        let n = self.samples.len();
-        let q = if q.is_nan() { 0.95 } else { q.clamp(0.0, 1.0) };
+        let q = if q.is_nan() { 0.95 } else { q };
         let mut v: Vec<f64> = self.samples.iter().map(|&(_, x)| x).collect();
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        // Nearest rank: the smallest value with at least q·n samples at or below it.
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        let (_, &mut qv, _) = v.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+        let qv = super::quantile::nearest_rank(&mut v, q).unwrap_or(min);
         (min, qv)
     }
 }

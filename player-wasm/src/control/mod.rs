@@ -6,6 +6,9 @@
 //! * [`arrival`]: [`arrival::ArrivalLatency`], how late frames arrive (level, not spread).
 //! * [`display_delay`]: [`display_delay::DisplayDelay`], from writing a frame (WebCodecs) to
 //!   its display.
+//! * [`quantile`]: nearest-rank quantiles of sample windows.
+//! * [`refresh`]: [`refresh::RefreshClock`], the display's refresh grid: which refresh a
+//!   video frame (WebCodecs) is for and when to write it.
 //! * [`jitter`]: [`jitter::ArrivalJitter`], sliding-window arrival jitter of received frames.
 //! * [`latency`]: [`latency::LatencyController`], keeps the player's latency at the channel's
 //!   shared delay with small `playbackRate` changes and, for large gaps, seeks.
@@ -17,3 +20,5 @@ pub mod audio_lag;
 pub mod display_delay;
 pub mod jitter;
 pub mod latency;
+pub mod quantile;
+pub mod refresh;

@@ -26,6 +26,7 @@ use crate::web::listener::{Listener, Timer};
 use crate::web::mse::{self, MseSink};
 use crate::web::options::Options;
 use crate::web::socket::{Socket, SocketEvent};
+use crate::web::webcodecs::video::{REFRESH_MS, SLACK_MS as WC_SLACK_MS};
 use crate::web::webcodecs::{self, owned, Event as WcEvent, Fallback, WcSink};
 
 mod wc;
@@ -46,12 +47,8 @@ const MSE_AUDIO_PRESENT_MS: f64 = 125.0;
 /// the page sets none: arrival (a few ms on a LAN) + decode (2–5 ms at 360p–720p in software)
 /// + a margin for jitter; measured in docs/WEBCODECS.md.
 pub const WC_TARGET_MS: f64 = 50.0;
-/// One display refresh (60 Hz), ms: a written frame reaches the screen at the next one.
-const REFRESH_MS: f64 = 16.7;
 /// Time to decode an AAC or MP3 frame and schedule it, ms (software decoders: ~1 ms).
 const AUDIO_DECODE_MS: f64 = 5.0;
-/// Slack between a frame's decode and its due time, ms (timer wake-up precision).
-const WC_SLACK_MS: f64 = 4.0;
 
 /// Player states, as reported in `state` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,16 @@ impl Inner {
         base.max(self.wc_floor_ms)
     }
 
+    /// How long a decoded frame must be ready before its due time, ms (the video pipe's
+    /// [`webcodecs::video::VideoPipe::ready_lead_ms`]; before there is one, a refresh and the
+    /// timer slack).
+    fn wc_ready_lead_ms(&self) -> f64 {
+        self.wc
+            .as_ref()
+            .and_then(|wc| wc.video.as_ref())
+            .map_or(REFRESH_MS + WC_SLACK_MS, |v| v.ready_lead_ms())
+    }
+
     /// From writing a frame to its display, ms: measured, else one refresh.
     pub(super) fn wc_display_ms(&self) -> f64 {
         self.wc
@@ -68,9 +78,14 @@ impl Inner {
     pub(super) fn wc_apply(&mut self, a: Action) {
         let now = now_ms();
         let late = match &a {
-            Action::Decode(c) => self
-                .due_ms(c.pts_ms)
-                .map(|d| now - (d - self.wc_display_ms())),
+            Action::Decode(c) => self.due_ms(c.pts_ms).map(|d| {
+                let ahead = self
+                    .wc
+                    .as_ref()
+                    .and_then(|wc| wc.video.as_ref())
+                    .map_or(REFRESH_MS, |v| v.write_ahead_ms());
+                now - (d - ahead)
+            }),
             _ => None,
         };
         let Some(wc) = &mut self.wc else { return };
@@ -94,11 +109,8 @@ impl Inner {
                     wc.failed(Some(TrackType::Video))
                 } else {
                     wc.failures[0] = 0;
-                    // Written ahead of its due time by the display delay, so that it is on
-                    // the glass at ingest + D.
-                    let due = self
-                        .due_ms(f.pts_ms())
-                        .map_or(now, |d| d - self.wc_display_ms());
+                    // Due on the glass at ingest + D; the pipe writes it ahead of that.
+                    let due = self.due_ms(f.pts_ms()).unwrap_or(now);
                     if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
                         v.on_output(f, due, now);
                     }
@@ -133,11 +145,23 @@ impl Inner {
             WcEvent::Displayed {
                 presented,
                 expected,
+                media_ms,
             } => {
                 if let Some(v) = wc.video.as_mut() {
-                    v.display.on_displayed(presented, expected);
+                    v.display.on_displayed(presented, expected, media_ms);
+                    v.refresh.on_displayed(presented, expected, media_ms, now);
                 }
                 Ok(())
+            }
+            WcEvent::Refresh(t) => {
+                let Some(v) = wc.video.as_mut() else { return };
+                v.refresh.on_animation_frame(t);
+                // Also a chance to write a frame whose timer is late (a busy main thread runs
+                // animation frames before timers).
+                if v.has_due(now) {
+                    self.wc_present();
+                }
+                return;
             }
             WcEvent::Supported { ok, codec } => match wc.on_supported(ok, &codec) {
                 Ok(actions) => {
@@ -185,6 +209,7 @@ impl Inner {
         let now = now_ms();
         let Some(wc) = &self.wc else { return };
         let display = self.wc_display_ms();
+        let ready_lead = self.wc_ready_lead_ms();
         let (on_screen, has_video) = match &wc.video {
             // The playhead: the frame last written, advanced by the time since it was
             // written, less the display delay (it reaches the screen that much later).
@@ -210,8 +235,7 @@ impl Inner {
             // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
             let need = self.arrival.quantile(0.95).unwrap_or(0.0).max(0.0)
                 + decode_p95.unwrap_or(0.0)
-                + display
-                + WC_SLACK_MS;
+                + ready_lead;
             self.wc_floor_ms = if need > self.wc_floor_ms {
                 need
             } else {
@@ -254,7 +278,8 @@ impl Inner {
     }
 
     /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
-    /// the display delay; for audio, what it needs less the most it may trail the video
+    /// the lead its frames are written with (on the refresh grid: the pipeline's depth and a
+    /// half in refreshes, and the write margin); for audio, what it needs less the most it may trail the video
     /// ([`AudioLag`]): audio that arrives later than that is played late, not D raised for it
     /// (an audio-only stream gets its whole need).
     pub(super) fn wc_required_ms(&self) -> f64 {
@@ -264,7 +289,7 @@ impl Inner {
             .and_then(|wc| wc.video.as_ref())
             .and_then(|v| v.decode_p95())
             .unwrap_or(0.0);
-        let video = self.arrival.required_ms(decode + self.wc_display_ms());
+        let video = self.arrival.required_ms(decode + self.wc_ready_lead_ms());
         let has_video = self.wc.as_ref().is_some_and(|wc| wc.video.is_some());
         let audio = self.wc_audio_need_ms().map(|need| {
             if has_video {
@@ -352,6 +377,13 @@ impl Inner {
             set("decodeP95Ms", num(v.decode_p95()));
             set("presentErrorMs", num(v.present_error_ms));
             set("displayDelayMs", num(v.display.delay_ms()));
+            set("refreshPeriodMs", num(v.refresh.period_ms()));
+            set("writeMarginMs", JsValue::from_f64(v.refresh.margin_ms()));
+            set(
+                "refreshMisses",
+                JsValue::from_f64(v.refresh.misses() as f64),
+            );
+            set("refreshDepth", JsValue::from_f64(v.refresh.depth() as f64));
             set(
                 "bufferMs",
                 JsValue::from_f64(v.queued() as f64 * v.frame_ms),

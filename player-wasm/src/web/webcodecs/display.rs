@@ -1,8 +1,11 @@
 //! Frame callbacks from the `<video>` (`requestVideoFrameCallback`, re-requested after each)
 //! reported as [`Event::Displayed`]: when each composited frame was submitted and when it is
-//! expected on screen, for [`crate::control::display_delay::DisplayDelay`]. Called through
-//! `Reflect` (not in every `web-sys` build); without the API nothing is reported and the
-//! player assumes one refresh. Stopped (callback cancelled, closure released) on drop.
+//! expected on screen, for [`crate::control::display_delay::DisplayDelay`] and the refresh
+//! grid ([`crate::control::refresh::RefreshClock`]); and the window's animation frames
+//! (`requestAnimationFrame`, one per display refresh) as [`Event::Refresh`], for the grid's
+//! period. Called through `Reflect` where `web-sys` builds may lack the API; without it
+//! nothing is reported and the player assumes one refresh. Both loops stop (callbacks
+//! cancelled, closures released) on drop.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -18,6 +21,8 @@ struct State {
     element: HtmlVideoElement,
     callback: Option<Closure<dyn FnMut(f64, JsValue)>>,
     handle: Option<JsValue>,
+    animation: Option<Closure<dyn FnMut(f64)>>,
+    animation_handle: Option<i32>,
 }
 
 /// The callback loop; ends when dropped.
@@ -44,13 +49,26 @@ fn request(state: &Rc<RefCell<State>>) {
     s.handle = handle;
 }
 
+fn request_animation(state: &Rc<RefCell<State>>) {
+    let mut s = state.borrow_mut();
+    let (Some(window), Some(cb)) = (web_sys::window(), &s.animation) else {
+        return;
+    };
+    s.animation_handle = window
+        .request_animation_frame(cb.as_ref().unchecked_ref())
+        .ok();
+}
+
 impl FrameCallbacks {
     pub fn start(element: &HtmlVideoElement, emit: Emit) -> FrameCallbacks {
         let state = Rc::new(RefCell::new(State {
             element: element.clone(),
             callback: None,
             handle: None,
+            animation: None,
+            animation_handle: None,
         }));
+        let emit_refresh = emit.clone();
         let weak: Weak<RefCell<State>> = Rc::downgrade(&state);
         let callback = Closure::<dyn FnMut(f64, JsValue)>::new(move |_now: f64, meta: JsValue| {
             let num = |k: &str| {
@@ -64,6 +82,7 @@ impl FrameCallbacks {
                 emit(Event::Displayed {
                     presented,
                     expected,
+                    media_ms: num("mediaTime").map(|s| s * 1000.0),
                 });
             }
             if let Some(state) = weak.upgrade() {
@@ -72,6 +91,15 @@ impl FrameCallbacks {
         });
         state.borrow_mut().callback = Some(callback);
         request(&state);
+        let weak: Weak<RefCell<State>> = Rc::downgrade(&state);
+        let animation = Closure::<dyn FnMut(f64)>::new(move |t: f64| {
+            emit_refresh(Event::Refresh(t));
+            if let Some(state) = weak.upgrade() {
+                request_animation(&state);
+            }
+        });
+        state.borrow_mut().animation = Some(animation);
+        request_animation(&state);
         FrameCallbacks { state }
     }
 }
@@ -86,5 +114,9 @@ impl Drop for FrameCallbacks {
             let _ = f.call1(&s.element, &h);
         }
         s.callback = None;
+        if let (Some(h), Some(window)) = (s.animation_handle.take(), web_sys::window()) {
+            let _ = window.cancel_animation_frame(h);
+        }
+        s.animation = None;
     }
 }

@@ -42,12 +42,16 @@ pub enum Event {
         ok: bool,
         codec: String,
     },
-    /// A frame callback of the `<video>`: submitted for composition at `presented`,
-    /// expected on screen at `expected` (performance.now() ms).
+    /// A frame callback of the `<video>`: the frame at media time `media_ms` (if reported),
+    /// submitted for composition at `presented`, expected on screen at `expected`
+    /// (performance.now() ms).
     Displayed {
         presented: f64,
         expected: f64,
+        media_ms: Option<f64>,
     },
+    /// An animation frame (one per display refresh) at `requestAnimationFrame` time.
+    Refresh(f64),
 }
 
 pub type Emit = Rc<dyn Fn(Event)>;

@@ -1,14 +1,17 @@
 //! Video: a `VideoDecoder` (optimizeForLatency) and a presentation scheduler that writes each
-//! decoded `VideoFrame` into a `MediaStreamTrackGenerator` at its due time. The generator's
-//! `MediaStream` is the `<video>`'s `srcObject`, so fullscreen, picture-in-picture and
-//! `requestVideoFrameCallback` work as with MSE.
+//! decoded `VideoFrame` into a `MediaStreamTrackGenerator` so that it is on the glass at its
+//! due time. The generator's `MediaStream` is the `<video>`'s `srcObject`, so fullscreen,
+//! picture-in-picture and `requestVideoFrameCallback` work as with MSE.
 //!
-//! Scheduling: decoded frames wait in a queue sorted by due time (performance.now() ms); one
-//! `setTimeout` is armed for the earliest (re-armed as frames come and go). A frame is written
-//! when it is due (at most [`EARLY_MS`] early); a frame more than half a frame duration late
-//! is dropped (closed), as is a due frame with a newer due frame behind it. Chromium's
-//! generator closes every frame written to it, so each frame is closed exactly once: by the
-//! generator or by [`Frame`]'s drop.
+//! Scheduling: each decoded frame is planned for the display refresh nearest its due time and
+//! written just early enough to make it ([`RefreshClock`]); until the refresh grid is known,
+//! it is written the measured display delay ([`DisplayDelay`]) ahead of its due time. Frames
+//! wait in a queue sorted by write time; one `setTimeout` is armed for the earliest (re-armed
+//! as frames come and go). A frame is written at its write time (at most [`EARLY_MS`] early);
+//! one that would reach the screen when the next frame is due there is dropped (closed), as
+//! is one with a newer frame also ready to go. Chromium's generator
+//! closes every frame written to it, so each frame is closed exactly once: by the generator
+//! or by [`Frame`]'s drop.
 
 use std::rc::Rc;
 
@@ -25,6 +28,8 @@ use super::display::FrameCallbacks;
 use super::owned::Frame;
 use super::{decoder_callbacks, Emit, Event};
 use crate::control::display_delay::DisplayDelay;
+use crate::control::quantile::nearest_rank;
+use crate::control::refresh::{Plan, RefreshClock};
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Timer;
 use lockstep_media::remux::TrackType;
@@ -37,8 +42,16 @@ pub const MAX_DECODE_QUEUE: u32 = 64;
 /// A delta chunk this late on arrival (ms past its due time) is not worth decoding: skip to
 /// the next keyframe.
 const CATCH_UP_LATE_MS: f64 = 2000.0;
-/// A frame is written at most this early (ms): the compositor shows it at the next refresh.
+/// A frame is written at most this early (ms) before its write time.
 const EARLY_MS: f64 = 1.0;
+/// One display refresh at 60 Hz (ms): the write-ahead before anything is measured.
+pub const REFRESH_MS: f64 = 1000.0 / 60.0;
+/// Slack between a frame's decode and its due time (ms), off the refresh grid: timer
+/// wake-up precision.
+pub const SLACK_MS: f64 = 4.0;
+/// The same on the refresh grid, where the write margin learns the timer's lateness: the
+/// timer's whole-millisecond rounding.
+const GRID_SLACK_MS: f64 = 1.0;
 /// Decode-time samples kept (submit to output).
 const DECODE_WINDOW: usize = 120;
 /// Frames waiting for presentation at most (≈ 2 s at 30 fps); older ones are dropped.
@@ -83,7 +96,12 @@ impl Drop for Decoder {
 }
 
 struct Queued {
+    /// When to write it (performance.now() ms).
+    write_at: f64,
+    /// When it is due on the glass.
     due: f64,
+    /// The refresh it is planned for, when the grid is known.
+    plan: Option<Plan>,
     frame: Frame,
 }
 
@@ -109,10 +127,13 @@ pub struct VideoPipe {
     pub decoded: u64,
     /// Media time of the frame on screen (last written) and when it was written.
     pub on_screen: Option<(f64, f64)>,
-    /// Smoothed write time minus due time, ms.
+    /// Smoothed lateness of the frames written: the refresh each lands on minus its due time
+    /// (on the refresh grid), else its write time minus its planned write time, ms.
     pub present_error_ms: Option<f64>,
     /// From a write to the frame's display (fed by `_callbacks`).
     pub display: DisplayDelay,
+    /// The display's refresh grid and the write margin (fed by `_callbacks`).
+    pub refresh: RefreshClock,
     _callbacks: FrameCallbacks,
 }
 
@@ -150,6 +171,7 @@ impl VideoPipe {
             on_screen: None,
             present_error_ms: None,
             display: DisplayDelay::default(),
+            refresh: RefreshClock::default(),
             _callbacks: callbacks,
         })
     }
@@ -235,13 +257,33 @@ impl VideoPipe {
         self.timer = None;
         self.submitted.clear();
         self.last_out_pts = None;
+        self.refresh.reset();
     }
 
     pub fn need_key(&mut self) {
         self.need_key = true;
     }
 
-    /// A decoded frame, due at `due` (performance.now() ms).
+    /// How long before it is due on the glass a frame is written, ms: the pipeline's depth in
+    /// refreshes and the write margin on the grid (the refresh nearest its due time may come
+    /// half a refresh earlier: see [`Self::ready_lead_ms`]), else the measured display delay.
+    pub fn write_ahead_ms(&self) -> f64 {
+        match self.refresh.period_ms() {
+            Some(p) => p * self.refresh.depth() as f64 + self.refresh.margin_ms(),
+            None => self.display.delay_ms().unwrap_or(REFRESH_MS),
+        }
+    }
+
+    /// How long before its due time a decoded frame must be ready to be written for its
+    /// refresh, at worst, ms: what the delay D must leave after arrival and decoding.
+    pub fn ready_lead_ms(&self) -> f64 {
+        match self.refresh.lead_ms() {
+            Some(lead) => lead + GRID_SLACK_MS,
+            None => self.display.delay_ms().unwrap_or(REFRESH_MS) + SLACK_MS,
+        }
+    }
+
+    /// A decoded frame, due on the glass at `due` (performance.now() ms).
     pub fn on_output(&mut self, frame: Frame, due: f64, now: f64) {
         self.decoded += 1;
         let pts = frame.pts_ms();
@@ -267,8 +309,18 @@ impl VideoPipe {
             }
         }
         self.last_out_pts = Some(pts);
-        let at = self.queue.partition_point(|q| q.due <= due);
-        self.queue.insert(at, Queued { due, frame });
+        let plan = self.refresh.plan(due, now);
+        let write_at = plan.map_or(due - self.write_ahead_ms(), |p| p.write_at);
+        let at = self.queue.partition_point(|q| q.write_at <= write_at);
+        self.queue.insert(
+            at,
+            Queued {
+                write_at,
+                due,
+                plan,
+                frame,
+            },
+        );
         if self.queue.len() > MAX_QUEUED {
             self.queue.remove(0);
             self.dropped_late += 1;
@@ -281,7 +333,7 @@ impl VideoPipe {
             self.timer = None;
             return;
         };
-        let at = (q.due - EARLY_MS).max(now);
+        let at = (q.write_at - EARLY_MS).max(now);
         if self.timer.is_some() && (self.timer_at - at).abs() < 0.5 {
             return;
         }
@@ -290,19 +342,49 @@ impl VideoPipe {
         self.timer_at = at;
     }
 
-    /// Writes the frames due at `now` (performance.now() ms); returns how many were shown.
+    /// How late (ms) a frame due on the glass at `due` would be if written at `now`: from the
+    /// refresh it would land on when the grid is known, else from its write time.
+    fn lateness(&self, q: &Queued, now: f64) -> f64 {
+        match self.refresh.landing(now) {
+            Some(landing) => landing - q.due,
+            None => now - q.write_at,
+        }
+    }
+
+    /// How late (ms) a frame may land and still be shown. On the refresh grid: until the
+    /// refresh the next frame is planned for (a frame duration less half a refresh), since
+    /// until then it is the right picture, a refresh late; else half a frame duration.
+    fn max_late_ms(&self) -> f64 {
+        match self.refresh.period_ms() {
+            Some(p) if self.frame_ms > p => self.frame_ms - p / 2.0,
+            _ => self.frame_ms / 2.0,
+        }
+    }
+
+    /// Whether a frame is due for writing at `now`.
+    pub fn has_due(&self, now: f64) -> bool {
+        self.queue
+            .first()
+            .is_some_and(|q| q.write_at <= now + EARLY_MS)
+    }
+
+    /// Writes the frames due for writing at `now` (performance.now() ms); returns how many.
     pub fn present(&mut self, now: f64) -> u32 {
         self.timer = None;
         let mut shown = 0;
-        let half = self.frame_ms / 2.0;
-        while self.queue.first().is_some_and(|q| q.due <= now + EARLY_MS) {
+        let half = self.max_late_ms();
+        while self
+            .queue
+            .first()
+            .is_some_and(|q| q.write_at <= now + EARLY_MS)
+        {
             let q = self.queue.remove(0);
-            let late = now - q.due;
-            // Late by more than half a frame, or a newer frame is due as well: not shown.
+            let late = self.lateness(&q, now);
+            // Too late (see `max_late_ms`), or a newer frame is ready as well: not shown.
             let superseded = self
                 .queue
                 .first()
-                .is_some_and(|n| n.due <= now + EARLY_MS && now - n.due <= half);
+                .is_some_and(|n| n.write_at <= now + EARLY_MS && self.lateness(n, now) <= half);
             if late > half || superseded {
                 self.dropped_late += 1;
                 continue; // dropped: Frame closes it
@@ -311,7 +393,10 @@ impl VideoPipe {
             let vf = q.frame.take();
             let _ = self.writer.write_with_chunk(&vf).catch(super::ignore());
             self.on_screen = Some((pts, now));
-            self.display.on_write(now);
+            self.display.on_write(now, pts);
+            if let Some(plan) = q.plan {
+                self.refresh.on_write(now, plan, pts);
+            }
             self.presented += 1;
             shown += 1;
             let e = self.present_error_ms.get_or_insert(late);
@@ -323,13 +408,8 @@ impl VideoPipe {
 
     /// 95th percentile of the decode time (submit to output), ms.
     pub fn decode_p95(&self) -> Option<f64> {
-        if self.decode_ms.is_empty() {
-            return None;
-        }
         let mut v = self.decode_ms.clone();
-        let rank = ((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1;
-        let (_, &mut x, _) = v.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-        Some(x)
+        nearest_rank(&mut v, 0.95)
     }
 
     pub fn reset_decode_times(&mut self) {
