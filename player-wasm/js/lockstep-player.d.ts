@@ -68,7 +68,8 @@ export interface PlayerStats {
   // WebCodecs mode only:
   /** Frames written to the generator at their due time. */
   framesPresented?: number;
-  /** Decoded frames dropped (closed) because they were more than half a frame late. */
+  /** Decoded frames dropped (closed): they would have reached the screen when the next frame
+   *  is due there, or a newer frame was ready at the same time. */
   framesDroppedLate?: number;
   /** Encoded frames skipped before decoding (waiting for a keyframe, back-pressure). */
   chunksSkipped?: number;
@@ -77,8 +78,19 @@ export interface PlayerStats {
   openFrames?: number;
   /** 95th percentile of decode time (chunk submitted to frame out), ms. */
   decodeP95Ms?: number | null;
-  /** Smoothed write time minus due time of presented frames, ms. */
+  /** Smoothed lateness of presented frames: the refresh each lands on minus its due time
+   *  (once the refresh grid is known), else its write time minus its planned write time, ms. */
   presentErrorMs?: number | null;
+  /** Median time from writing a frame to its expected display, ms. */
+  displayDelayMs?: number | null;
+  /** The display's refresh period, ms (from requestAnimationFrame). */
+  refreshPeriodMs?: number | null;
+  /** How early before its refresh's write deadline a frame is written, ms (learnt). */
+  writeMarginMs?: number;
+  /** Refreshes from the first refresh after a write to the frame's display (learnt). */
+  refreshDepth?: number;
+  /** Frames that landed off the refresh they were written for. */
+  refreshMisses?: number;
   /** Audio start error minus video presentation error, ms (> 0: audio later). */
   avOffsetMs?: number | null;
   audioContext?: 'running' | 'suspended' | 'closed';
