@@ -12,14 +12,14 @@
 //! What Chromium does with a written frame (measured: docs/WEBCODECS.md, "Frame-exact
 //! presentation"): a frame written at `w` shows `depth` refreshes after the first refresh at
 //! or after `w`, `next_refresh(w) + depth·P` (P the refresh period). The depth is one on a
-//! quiet page, more on a busy one; it is learnt from the frame callbacks (the median of the
-//! recent frames'). To show on refresh `V` a frame must be written in
-//! `(V − (depth+1)·P, V − depth·P]`; we write at `V − depth·P − margin`, as late as is safe.
-//! The margin covers the timer's lateness and starts at [`START_MARGIN_MS`]; each frame
-//! written too late for its refresh raises it by [`MISS_STEP_MS`], and [`HITS_TO_LOWER`]
-//! frames in a row that were not lower it by [`LOWER_STEP_MS`]. On a busy page the depth
-//! itself wavers between frames (0 or 1 refresh here, as the compositor runs late or on
-//! time); the median is the better bet, and the frames on the other side land a refresh off.
+//! quiet page; it is learnt from the frame callbacks (the median of the recent frames'). To
+//! show on refresh `V` a frame must be written in `(V − (depth+1)·P, V − depth·P]`; we write
+//! at `V − depth·P − margin`, as late as is safe. The margin covers the timer's lateness and
+//! starts at [`START_MARGIN_MS`]; each frame written too late for its refresh raises it by
+//! [`MISS_STEP_MS`], and [`HITS_TO_LOWER`] frames in a row that were not lower it by
+//! [`LOWER_STEP_MS`]. On a busy page the depth itself wavers between frames (0 or 1 refresh
+//! here, as the compositor runs late or on time); the median is the better bet, and the
+//! frames on the other side land a refresh off.
 //!
 //! The grid: the period from `requestAnimationFrame` timestamps (the median of recent
 //! intervals, so a skipped refresh does not count), the phase from the latest
@@ -38,9 +38,9 @@ const PLAUSIBLE_PERIOD_MS: std::ops::RangeInclusive<f64> = 2.0..=50.0;
 const ANCHOR_MAX_AGE_MS: f64 = 2000.0;
 /// Starting write margin before the write deadline, ms.
 pub const START_MARGIN_MS: f64 = 2.0;
-/// A frame that missed its refresh raises the margin by this much, ms.
+/// A frame written too late for its refresh raises the margin by this much, ms.
 pub const MISS_STEP_MS: f64 = 1.0;
-/// Frames in a row on their refresh before the margin is lowered.
+/// Frames in a row written in time before the margin is lowered.
 pub const HITS_TO_LOWER: u32 = 150;
 /// How much a run of hits lowers the margin, ms.
 pub const LOWER_STEP_MS: f64 = 0.25;

@@ -9,9 +9,9 @@
 //! wait in a queue sorted by write time; one `setTimeout` is armed for the earliest (re-armed
 //! as frames come and go). A frame is written at its write time (at most [`EARLY_MS`] early);
 //! one that would reach the screen when the next frame is due there is dropped (closed), as
-//! is one with a newer frame also ready to go. Chromium's generator
-//! closes every frame written to it, so each frame is closed exactly once: by the generator
-//! or by [`Frame`]'s drop.
+//! is one with a newer frame also ready to go. Chromium's generator closes every frame
+//! written to it, so each frame is closed exactly once: by the generator or by [`Frame`]'s
+//! drop.
 
 use std::rc::Rc;
 
@@ -342,8 +342,8 @@ impl VideoPipe {
         self.timer_at = at;
     }
 
-    /// How late (ms) a frame due on the glass at `due` would be if written at `now`: from the
-    /// refresh it would land on when the grid is known, else from its write time.
+    /// How late (ms) the queued frame `q` would be if written at `now`: the refresh it would
+    /// land on less its due time when the grid is known, else now less its write time.
     fn lateness(&self, q: &Queued, now: f64) -> f64 {
         match self.refresh.landing(now) {
             Some(landing) => landing - q.due,
@@ -372,20 +372,16 @@ impl VideoPipe {
     pub fn present(&mut self, now: f64) -> u32 {
         self.timer = None;
         let mut shown = 0;
-        let half = self.max_late_ms();
-        while self
-            .queue
-            .first()
-            .is_some_and(|q| q.write_at <= now + EARLY_MS)
-        {
+        let max_late = self.max_late_ms();
+        while self.has_due(now) {
             let q = self.queue.remove(0);
             let late = self.lateness(&q, now);
             // Too late (see `max_late_ms`), or a newer frame is ready as well: not shown.
             let superseded = self
                 .queue
                 .first()
-                .is_some_and(|n| n.write_at <= now + EARLY_MS && self.lateness(n, now) <= half);
-            if late > half || superseded {
+                .is_some_and(|n| n.write_at <= now + EARLY_MS && self.lateness(n, now) <= max_late);
+            if late > max_late || superseded {
                 self.dropped_late += 1;
                 continue; // dropped: Frame closes it
             }
