@@ -63,6 +63,8 @@ struct Pending {
     target: f64,
     /// The depth it was planned with.
     depth: u32,
+    /// Decoded in time for its write time (else landing late says nothing of the margin).
+    ready: bool,
 }
 
 /// The display's refresh grid and the write margin that makes a target refresh.
@@ -151,13 +153,13 @@ impl RefreshClock {
         if late || expected < p.target - period / 2.0 {
             self.misses += 1;
         }
-        if late && depth <= p.depth {
+        if late && depth <= p.depth && p.ready {
             // Written after the deadline it was planned for: the margin was too small.
             self.hits = 0;
             self.margin_ms = (self.margin_ms + MISS_STEP_MS).min(*MARGIN_RANGE_MS.end());
         } else {
-            // On its refresh, or off it because the pipeline's depth changed (which the depth
-            // learns): the margin held.
+            // On its refresh, off it because the pipeline's depth changed (which the depth
+            // learns), or late because the frame itself was: the margin held.
             self.hits += 1;
             if self.hits >= HITS_TO_LOWER {
                 self.hits = 0;
@@ -212,16 +214,18 @@ impl RefreshClock {
         Some(at + (((now - at) / period).ceil() + self.depth as f64) * period)
     }
 
-    /// How long before its due time a frame must be decoded to be written for the refresh
-    /// nearest that time, at worst (that refresh half a period early), ms: depth + ½
-    /// refreshes and the margin.
+    /// How long before its due time a frame must be decoded to be written for its refresh,
+    /// ms: depth refreshes and the margin. That holds when the refresh nearest the due time is
+    /// not before it; when it is (by up to half a refresh), a frame not decoded in time for it
+    /// lands one refresh later. D does not pay half a refresh for every frame to spare those:
+    /// most frames are decoded well before the p95 the floor allows for.
     pub fn lead_ms(&self) -> Option<f64> {
-        self.period
-            .map(|p| p * (self.depth as f64 + 0.5) + self.margin_ms)
+        self.period.map(|p| p * self.depth as f64 + self.margin_ms)
     }
 
-    /// The frame at media time `pts` (ms) was written at `now` as planned by `plan`.
-    pub fn on_write(&mut self, now: f64, plan: Plan, pts: f64) {
+    /// The frame at media time `pts` (ms) was written at `now` as planned by `plan`; `ready`:
+    /// it was decoded before its planned write time.
+    pub fn on_write(&mut self, now: f64, plan: Plan, pts: f64, ready: bool) {
         if self.pending.len() >= PENDING {
             self.pending.pop_front();
         }
@@ -230,6 +234,7 @@ impl RefreshClock {
             pts,
             target: plan.target,
             depth: plan.depth,
+            ready,
         });
     }
 
@@ -319,7 +324,7 @@ mod tests {
         // Written at its time, it shows on its refresh.
         assert!((next_refresh(plan.write_at) + P - plan.target).abs() < 1e-6);
         assert!((r.landing(plan.write_at).unwrap() - plan.target).abs() < 1e-6);
-        assert!((r.lead_ms().unwrap() - (1.5 * P + START_MARGIN_MS)).abs() < 1e-9);
+        assert!((r.lead_ms().unwrap() - (P + START_MARGIN_MS)).abs() < 1e-9);
     }
 
     #[test]
@@ -350,7 +355,7 @@ mod tests {
             let due = PHASE + (45.0 + 2.0 * k as f64) * P;
             let plan = r.plan(due, now).unwrap();
             let w = plan.write_at + 3.5;
-            r.on_write(w, plan, k as f64);
+            r.on_write(w, plan, k as f64, true);
             let shown = next_refresh(w) + P;
             now = shown;
             r.on_displayed(w + 0.3, shown, Some(k as f64), now);
@@ -362,7 +367,7 @@ mod tests {
         for k in 0..HITS_TO_LOWER as usize {
             let due = PHASE + (100.0 + 2.0 * k as f64) * P;
             let plan = r.plan(due, now).unwrap();
-            r.on_write(plan.write_at, plan, k as f64);
+            r.on_write(plan.write_at, plan, k as f64, true);
             let shown = next_refresh(plan.write_at) + P;
             now = shown;
             // No media time: paired by presentation time.
@@ -370,6 +375,21 @@ mod tests {
         }
         assert_eq!(r.misses(), 2);
         assert!((r.margin_ms() - (START_MARGIN_MS + 2.0 - LOWER_STEP_MS)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_frame_decoded_late_does_not_raise_the_margin() {
+        let mut r = learnt();
+        let now = PHASE + 39.0 * P;
+        let plan = r.plan(PHASE + 45.0 * P, now).unwrap();
+        // Decoded 5 ms after its write time: written then, it lands a refresh late.
+        let w = plan.write_at + 5.0;
+        r.on_write(w, plan, 1.0, false);
+        let shown = next_refresh(w) + P;
+        assert!(shown > plan.target);
+        r.on_displayed(w + 0.3, shown, Some(1.0), shown);
+        assert_eq!(r.misses(), 1);
+        assert!((r.margin_ms() - START_MARGIN_MS).abs() < 1e-9);
     }
 
     #[test]
@@ -381,7 +401,7 @@ mod tests {
         for k in 0..40 {
             let due = PHASE + (45.0 + 2.0 * k as f64) * P;
             let plan = r.plan(due, now).unwrap();
-            r.on_write(plan.write_at, plan, k as f64);
+            r.on_write(plan.write_at, plan, k as f64, true);
             let shown = next_refresh(plan.write_at) + 2.0 * P;
             if shown > plan.target + 1.0 {
                 late += 1;
@@ -389,14 +409,14 @@ mod tests {
             now = shown;
             // Presented late (a busy compositor), after the next frame was written: paired by
             // media time all the same.
-            r.on_write(plan.write_at + 2.0 * P, plan, k as f64 + 0.5);
+            r.on_write(plan.write_at + 2.0 * P, plan, k as f64 + 0.5, true);
             r.on_displayed(plan.write_at + 2.0 * P + 1.0, shown, Some(k as f64), now);
         }
         assert_eq!(r.depth(), 2);
         // Until the median of the depths turned: then every frame on its refresh.
         assert!(late <= DEPTHS / 2 + 1, "{late}");
         assert!((r.margin_ms() - START_MARGIN_MS).abs() < 1e-9);
-        assert!((r.lead_ms().unwrap() - (2.5 * P + START_MARGIN_MS)).abs() < 1e-9);
+        assert!((r.lead_ms().unwrap() - (2.0 * P + START_MARGIN_MS)).abs() < 1e-9);
         let plan = r.plan(PHASE + 200.0 * P, now).unwrap();
         assert!((next_refresh(plan.write_at) + 2.0 * P - plan.target).abs() < 1e-6);
         assert!((r.landing(plan.write_at).unwrap() - plan.target).abs() < 1e-6);

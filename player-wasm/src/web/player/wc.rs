@@ -278,8 +278,8 @@ impl Inner {
     }
 
     /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
-    /// the lead its frames are written with (on the refresh grid: the pipeline's depth and a
-    /// half in refreshes, and the write margin); for audio, what it needs less the most it may
+    /// the lead its frames are written with (on the refresh grid: the pipeline's depth in
+    /// refreshes and the write margin); for audio, what it needs less the most it may
     /// trail the video ([`AudioLag`]): audio that arrives later than that is played late, not
     /// D raised for it (an audio-only stream gets its whole need).
     pub(super) fn wc_required_ms(&self) -> f64 {

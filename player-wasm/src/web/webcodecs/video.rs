@@ -102,6 +102,8 @@ struct Queued {
     due: f64,
     /// The refresh it is planned for, when the grid is known.
     plan: Option<Plan>,
+    /// Decoded before its write time.
+    ready: bool,
     frame: Frame,
 }
 
@@ -265,8 +267,8 @@ impl VideoPipe {
     }
 
     /// How long before it is due on the glass a frame is written, ms: the pipeline's depth in
-    /// refreshes and the write margin on the grid (the refresh nearest its due time may come
-    /// half a refresh earlier: see [`Self::ready_lead_ms`]), else the measured display delay.
+    /// refreshes and the write margin on the grid (give or take half a refresh: the refresh
+    /// nearest its due time), else the measured display delay.
     pub fn write_ahead_ms(&self) -> f64 {
         match self.refresh.period_ms() {
             Some(p) => p * self.refresh.depth() as f64 + self.refresh.margin_ms(),
@@ -275,7 +277,8 @@ impl VideoPipe {
     }
 
     /// How long before its due time a decoded frame must be ready to be written for its
-    /// refresh, at worst, ms: what the delay D must leave after arrival and decoding.
+    /// refresh, ms: what the delay D must leave after arrival and decoding (see
+    /// [`RefreshClock::lead_ms`]).
     pub fn ready_lead_ms(&self) -> f64 {
         match self.refresh.lead_ms() {
             Some(lead) => lead + GRID_SLACK_MS,
@@ -318,6 +321,7 @@ impl VideoPipe {
                 write_at,
                 due,
                 plan,
+                ready: now <= write_at,
                 frame,
             },
         );
@@ -391,7 +395,7 @@ impl VideoPipe {
             self.on_screen = Some((pts, now));
             self.display.on_write(now, pts);
             if let Some(plan) = q.plan {
-                self.refresh.on_write(now, plan, pts);
+                self.refresh.on_write(now, plan, pts, q.ready);
             }
             self.presented += 1;
             shown += 1;
