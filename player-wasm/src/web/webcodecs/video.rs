@@ -346,21 +346,20 @@ impl VideoPipe {
         self.timer_at = at;
     }
 
-    /// How late (ms) the queued frame `q` would be if written at `now`: the refresh it would
-    /// land on less its due time when the grid is known, else now less its write time.
-    fn lateness(&self, q: &Queued, now: f64) -> f64 {
-        match self.refresh.landing(now) {
-            Some(landing) => landing - q.due,
-            None => now - q.write_at,
-        }
+    /// How late (ms) the queued frame `q` is if written at `now`: now less its planned write
+    /// time. Not the refresh it would land on: that depends on the learnt depth, which only
+    /// frames that are written can correct.
+    fn lateness(q: &Queued, now: f64) -> f64 {
+        now - q.write_at
     }
 
-    /// How late (ms) a frame may land and still be shown. On the refresh grid: until the
-    /// refresh the next frame is planned for (a frame duration less half a refresh), since
-    /// until then it is the right picture, a refresh late; else half a frame duration.
+    /// How late (ms) a frame may be written and still be shown. On the refresh grid: the
+    /// margin plus a frame duration less a refresh, so that it lands at most where the next
+    /// frame is not yet due (one refresh late at 30 fps on 60 Hz: still the right picture);
+    /// else half a frame duration.
     fn max_late_ms(&self) -> f64 {
         match self.refresh.period_ms() {
-            Some(p) if self.frame_ms > p => self.frame_ms - p / 2.0,
+            Some(p) if self.frame_ms > p => self.refresh.margin_ms() + self.frame_ms - p,
             _ => self.frame_ms / 2.0,
         }
     }
@@ -379,12 +378,11 @@ impl VideoPipe {
         let max_late = self.max_late_ms();
         while self.has_due(now) {
             let q = self.queue.remove(0);
-            let late = self.lateness(&q, now);
+            let late = Self::lateness(&q, now);
             // Too late (see `max_late_ms`), or a newer frame is ready as well: not shown.
-            let superseded = self
-                .queue
-                .first()
-                .is_some_and(|n| n.write_at <= now + EARLY_MS && self.lateness(n, now) <= max_late);
+            let superseded = self.queue.first().is_some_and(|n| {
+                n.write_at <= now + EARLY_MS && Self::lateness(n, now) <= max_late
+            });
             if late > max_late || superseded {
                 self.dropped_late += 1;
                 continue; // dropped: Frame closes it
@@ -399,8 +397,9 @@ impl VideoPipe {
             }
             self.presented += 1;
             shown += 1;
-            let e = self.present_error_ms.get_or_insert(late);
-            *e += (late - *e) * 0.1;
+            let error = self.refresh.landing(now).map_or(late, |l| l - q.due);
+            let e = self.present_error_ms.get_or_insert(error);
+            *e += (error - *e) * 0.1;
         }
         self.arm(now);
         shown
