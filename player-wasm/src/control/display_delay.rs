@@ -1,22 +1,17 @@
 //! The display delay of the WebCodecs path: from writing a `VideoFrame` to the
 //! `MediaStreamTrackGenerator` to the moment the compositor expects it on the glass (the
-//! `<video>`'s `requestVideoFrameCallback` `expectedDisplayTime`). Chromium queues a written
-//! frame for the next composition and the display after it, about two refreshes; frames are
-//! written that much before their due time, so that they are *seen* at ingest + D.
+//! `<video>`'s `requestVideoFrameCallback` `expectedDisplayTime`), about two refreshes. It is
+//! how far ahead of their due time frames are written until the refresh grid is known
+//! ([`super::refresh`] plans them after that), and how far the playhead trails the last write.
 //!
-//! A sample pairs a callback with the write of the frame it shows: by its `mediaTime` (the
-//! frame's timestamp; Chromium reports it), else the latest write at or before its
-//! `presentationTime` ([`super::refresh::shown_write`]). The estimate is the median of the
-//! recent samples.
-//!
-//! `expectedDisplayTime` is Chromium's estimate. When its MediaStream compositor renders
-//! without its render algorithm (seen with the CPU saturated), it reports the moment the frame
-//! was set, the same as `presentationTime`: no estimate at all. Such callbacks are skipped, so
-//! the estimate keeps the last real figure instead of falling to zero.
+//! A sample pairs a callback with the write of the frame it shows
+//! ([`super::frame_callback::shown_write`]). The estimate is the median of the recent samples.
+//! Callbacks without a display estimate ([`super::frame_callback::has_estimate`]) are
+//! skipped, so the estimate keeps the last real figure instead of falling to zero.
 
 use std::collections::VecDeque;
 
-use super::refresh::shown_write;
+use super::frame_callback::{has_estimate, shown_write};
 
 /// Writes kept for pairing.
 const WRITES: usize = 32;
@@ -24,9 +19,6 @@ const WRITES: usize = 32;
 const SAMPLES: usize = 61;
 /// Samples outside this range (ms) are mispairings or stalls, not the pipeline.
 const PLAUSIBLE_MS: std::ops::RangeInclusive<f64> = 0.0..=250.0;
-/// A callback whose expected display time is less than this after its presentation time
-/// (ms) carries no display estimate.
-const MIN_ESTIMATE_MS: f64 = 1.0;
 
 #[derive(Debug, Clone, Default)]
 pub struct DisplayDelay {
@@ -51,9 +43,7 @@ impl DisplayDelay {
     /// for composition at `presented_at`, is expected on screen at `expected_at` (both
     /// performance.now() ms).
     pub fn on_displayed(&mut self, presented_at: f64, expected_at: f64, media_ms: Option<f64>) {
-        if !(presented_at.is_finite() && expected_at.is_finite())
-            || expected_at - presented_at < MIN_ESTIMATE_MS
-        {
+        if !has_estimate(presented_at, expected_at) {
             return;
         }
         let Some(i) = shown_write(self.writes.iter().copied(), presented_at, media_ms) else {

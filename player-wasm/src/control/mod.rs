@@ -5,10 +5,12 @@
 //!   it cannot arrive in time for the shared delay.
 //! * [`arrival`]: [`arrival::ArrivalLatency`], how late frames arrive (level, not spread).
 //! * [`display_delay`]: [`display_delay::DisplayDelay`], from writing a frame (WebCodecs) to
-//!   its display.
+//!   its display (the write-ahead before the refresh grid is known).
 //! * [`quantile`]: nearest-rank quantiles of sample windows.
 //! * [`refresh`]: [`refresh::RefreshClock`], the display's refresh grid: which refresh a
 //!   video frame (WebCodecs) is for and when to write it.
+//! * [`frame_callback`]: reading the `<video>`'s frame callbacks (display estimate, which
+//!   written frame).
 //! * [`jitter`]: [`jitter::ArrivalJitter`], sliding-window arrival jitter of received frames.
 //! * [`latency`]: [`latency::LatencyController`], keeps the player's latency at the channel's
 //!   shared delay with small `playbackRate` changes and, for large gaps, seeks.
@@ -18,6 +20,7 @@
 pub mod arrival;
 pub mod audio_lag;
 pub mod display_delay;
+pub mod frame_callback;
 pub mod jitter;
 pub mod latency;
 pub mod quantile;

@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 
+use super::frame_callback::{has_estimate, shown_write};
 use super::quantile::nearest_rank;
 
 /// rAF intervals kept for the period.
@@ -125,9 +126,7 @@ impl RefreshClock {
     /// instant), learnt at `now`. A callback without a display estimate (`expected` not
     /// after `presented`) says nothing about the grid.
     pub fn on_displayed(&mut self, presented: f64, expected: f64, media_ms: Option<f64>, now: f64) {
-        if !(presented.is_finite() && expected.is_finite() && now.is_finite())
-            || expected - presented < 1.0
-        {
+        if !now.is_finite() || !has_estimate(presented, expected) {
             return;
         }
         self.anchor = Some((expected, now));
@@ -242,21 +241,6 @@ impl RefreshClock {
     pub fn reset(&mut self) {
         self.anchor = None;
         self.pending.clear();
-    }
-}
-
-/// Which of `writes` ((written at, media time), oldest first) a frame callback shows: the one
-/// with its media time when the browser reports it (Chromium does), else the latest written at
-/// or before its presentation time.
-pub fn shown_write(
-    writes: impl DoubleEndedIterator<Item = (f64, f64)> + ExactSizeIterator,
-    presented: f64,
-    media_ms: Option<f64>,
-) -> Option<usize> {
-    let mut writes = writes;
-    match media_ms {
-        Some(m) if m.is_finite() => writes.position(|(_, pts)| (pts - m).abs() < 0.5),
-        _ => writes.rposition(|(at, _)| at <= presented + 0.5),
     }
 }
 

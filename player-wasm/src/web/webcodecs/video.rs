@@ -270,20 +270,21 @@ impl VideoPipe {
     /// refreshes and the write margin on the grid (give or take half a refresh: the refresh
     /// nearest its due time), else the measured display delay.
     pub fn write_ahead_ms(&self) -> f64 {
-        match self.refresh.period_ms() {
-            Some(p) => p * self.refresh.depth() as f64 + self.refresh.margin_ms(),
-            None => self.display.delay_ms().unwrap_or(REFRESH_MS),
-        }
+        self.refresh
+            .lead_ms()
+            .unwrap_or_else(|| self.display.delay_ms().unwrap_or(REFRESH_MS))
     }
 
     /// How long before its due time a decoded frame must be ready to be written for its
     /// refresh, ms: what the delay D must leave after arrival and decoding (see
     /// [`RefreshClock::lead_ms`]).
     pub fn ready_lead_ms(&self) -> f64 {
-        match self.refresh.lead_ms() {
-            Some(lead) => lead + GRID_SLACK_MS,
-            None => self.display.delay_ms().unwrap_or(REFRESH_MS) + SLACK_MS,
-        }
+        let slack = if self.refresh.period_ms().is_some() {
+            GRID_SLACK_MS
+        } else {
+            SLACK_MS
+        };
+        self.write_ahead_ms() + slack
     }
 
     /// A decoded frame, due on the glass at `due` (performance.now() ms).
