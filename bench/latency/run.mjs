@@ -20,7 +20,7 @@
 // Results: a table on stdout and, unless --no-doc, in docs/LATENCY-BENCH.md between the
 // results markers (the analysis around them is written by hand).
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, appendFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -57,11 +57,13 @@ function parseOptions(argv) {
     else if (a === '--no-audio') o.audio = false;
     else if (a === '--audio-codec') o.audioCodec = v();
     else if (a === '--max-load') o.maxLoad = Number(v());
+    else if (a === '--trace') o.trace = v();
     else if (a === '-h' || a === '--help') {
       console.log('node bench/latency/run.mjs [--seconds 30] [--warmup 5] [--size 640x360|1280x720] [--bitrate 2M] [--only ID,ID] [--max-load L] [--no-audio] [--no-doc]');
       console.log('  --no-audio: the source sends video only (the video path alone, as WebRTC video-only figures)');
       console.log('  --audio-codec aac|opus: the tone as AAC (default) or Opus with 10 ms frames (Enhanced RTMP); Opus: Lockstep direct rows only');
       console.log('  --max-load L: before each row, wait (up to 3 min) until the 1-minute load average is below L');
+      console.log('  --trace FILE: write each Lockstep row\'s once-a-second player stats and glass-to-glass figures (JSON lines)');
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
   }
@@ -235,9 +237,21 @@ async function measure(browser, row, opts) {
           jitterMs: s.jitterMs, seeks: s.seeks, g2g: last && last.latencyMs, arrivalP95Ms: s.arrivalP95Ms,
           audioArrivalP95Ms: s.audioArrivalP95Ms, audioLagMs: s.audioLagMs, avOffsetMs: s.avOffsetMs,
           audioScheduled: s.audioScheduled, audioDropped: s.audioDropped,
-          decodeP95Ms: s.decodeP95Ms, displayDelayMs: s.displayDelayMs } : null;
+          decodeP95Ms: s.decodeP95Ms, displayDelayMs: s.displayDelayMs, sharedDelayMs: s.sharedDelayMs,
+          requiredMs: s.requiredLatencyMs, writeMarginMs: s.writeMarginMs, refreshDepth: s.refreshDepth,
+          refreshMisses: s.refreshMisses, droppedLate: s.framesDroppedLate, clockOffsetMs: s.clockOffsetMs, rttMs: s.rttMs,
+          // Glass-to-glass over the last second's frames.
+          g2gLastSecond: (() => {
+            const since = performance.timeOrigin + performance.now() - 1000;
+            const l = window.lockstepProbe.samples().filter((x) => x.displayMs >= since).map((x) => x.latencyMs)
+              .sort((a, b) => a - b);
+            return l.length ? { n: l.length, p50: l[Math.floor(l.length / 2)], max: l[l.length - 1] } : null;
+          })() } : null;
       });
-      if (st) playerStats.push(st);
+      if (st) {
+        playerStats.push(st);
+        if (opts.trace) appendFileSync(opts.trace, `${JSON.stringify({ row: row.id, t: playerStats.length, ...st })}\n`);
+      }
     }
     const r = await page.evaluate((start) => {
       const s = window.lockstepProbe.summary();

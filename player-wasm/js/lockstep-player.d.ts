@@ -50,6 +50,8 @@ export interface PlayerStats {
   arrivalP95Ms: number | null;
   /** The lowest latency this viewer can hold without stalling, ms (reported to the relay). */
   requiredLatencyMs: number;
+  /** The channel's shared delay D as the relay last announced it, ms; null before one. */
+  sharedDelayMs: number | null;
   clockOffsetMs: number | null;
   rttMs: number | null;
   startupMs: number | null;

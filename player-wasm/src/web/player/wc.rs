@@ -231,7 +231,16 @@ impl Inner {
             }
             self.set_state(State::Playing);
         }
-        if self.startup_ms.is_some() {
+        if let Some(startup) = self.startup_ms {
+            if self.wc_settled_ms.is_none() && now - self.created_ms - startup >= WC_SETTLE_MS {
+                self.wc_settled_ms = Some(now);
+                self.arrival.reset();
+                self.audio_arrival.reset();
+                self.wc_floor_ms = 0.0;
+                if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
+                    v.reset_decode_times();
+                }
+            }
             // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
             let need = self.arrival.quantile(0.95).unwrap_or(0.0).max(0.0)
                 + decode_p95.unwrap_or(0.0)
@@ -336,9 +345,11 @@ impl Inner {
                 .clock
                 .rtt_us()
                 .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
-            // Not before the first frame is shown: the join backlog arrives late by design.
+            // Not in the start's transient: the join backlog arrives late by design, and the
+            // page is busy.
             target_ms: self
-                .startup_ms
+                .wc_settled_ms
+                .filter(|&at| now_ms() - at >= WC_REPORT_AFTER_MS)
                 .map(|_| self.wc_required_ms().round() as u32),
         };
         if let Some(s) = &self.socket {
@@ -422,6 +433,7 @@ impl Inner {
         self.fallback_reason = Some(f.0.clone());
         self.started = false;
         self.wc_floor_ms = 0.0;
+        self.wc_settled_ms = None;
         self.arrival.reset();
         self.audio_arrival.reset();
         self.audio_lag.reset();
