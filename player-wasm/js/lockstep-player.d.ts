@@ -54,6 +54,8 @@ export interface PlayerStats {
   sharedDelayMs: number | null;
   clockOffsetMs: number | null;
   rttMs: number | null;
+  /** Clock-sync pings go over their own connection to the relay (`/clock`), not the media one. */
+  clockConnection: boolean;
   startupMs: number | null;
   epoch: number;
   skippedByRelay: number;

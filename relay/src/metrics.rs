@@ -17,6 +17,8 @@ pub struct Metrics {
     pub frames_skipped: Counter,
     pub bytes_in: Counter,
     pub viewers: Gauge,
+    /// Open clock-sync connections (`/clock`).
+    pub clock_connections: Gauge,
     pub publishers: Gauge,
     pub rejected_messages: Counter,
 }
@@ -37,6 +39,7 @@ impl Metrics {
             frames_skipped: Counter::default(),
             bytes_in: Counter::default(),
             viewers: Gauge::default(),
+            clock_connections: Gauge::default(),
             publishers: Gauge::default(),
             rejected_messages: Counter::default(),
             registry: Registry::default(),
@@ -59,6 +62,11 @@ impl Metrics {
         );
         registry.register("ingest_bytes", "FLV tag bytes ingested", m.bytes_in.clone());
         registry.register("viewers", "Connected viewers", m.viewers.clone());
+        registry.register(
+            "clock_connections",
+            "Open clock-sync connections",
+            m.clock_connections.clone(),
+        );
         registry.register("publishers", "Live publishers", m.publishers.clone());
         registry.register(
             "rejected_messages",

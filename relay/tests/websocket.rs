@@ -73,6 +73,16 @@ impl Viewer {
         ua: &str,
         recv_buffer: Option<u32>,
     ) -> Viewer {
+        Self::connect_path(http, &format!("/ws/{name}"), ua, recv_buffer).await
+    }
+
+    /// [`Viewer::connect_with`] to any WebSocket path of the relay.
+    async fn connect_path(
+        http: SocketAddr,
+        path: &str,
+        ua: &str,
+        recv_buffer: Option<u32>,
+    ) -> Viewer {
         let socket = TcpSocket::new_v4().expect("socket");
         if let Some(n) = recv_buffer {
             socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
@@ -83,7 +93,7 @@ impl Viewer {
             .expect("connect");
         stream.set_nodelay(true).expect("TCP_NODELAY");
         let local = stream.local_addr().expect("local address");
-        let mut req = format!("ws://{http}/ws/{name}")
+        let mut req = format!("ws://{http}{path}")
             .into_client_request()
             .expect("request");
         req.headers_mut().insert(
@@ -524,6 +534,16 @@ fn assert_hello(msgs: &[W]) -> &[W] {
 // Relay helpers
 // ---------------------------------------------------------------------------------------------
 
+async fn reqwest_text(relay: &Relay, path: &str) -> String {
+    let url = format!("http://{}{path}", relay.http);
+    let resp = timeout(STEP, reqwest::get(&url))
+        .await
+        .expect("request timed out")
+        .expect("request");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.text().await.expect("body")
+}
+
 async fn get_json(relay: &Relay, path: &str) -> Value {
     let url = format!("http://{}{path}", relay.http);
     let resp = timeout(STEP, reqwest::get(&url))
@@ -719,6 +739,57 @@ async fn ping_pong_clock_sync() {
         );
     }
     assert!(best_rtt < 100_000, "best round trip {best_rtt} µs");
+}
+
+/// `/clock` answers Pings and sends nothing else, while the channel's media flows on `/ws`;
+/// anything but a Ping closes it with a reason, without touching the media viewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_endpoint_answers_pings_and_nothing_else() {
+    let relay = looping_relay("demo", source()).await;
+    wait_live(&relay, "demo").await;
+    let mut media = Viewer::connect(relay.http, "demo", "media/1").await;
+    let mut clock = Viewer::connect_path(relay.http, "/clock", "clock/1", None).await;
+    let slack = 2_000; // µs: clock reads in two processes
+    for _ in 0..5 {
+        let t0 = now_us();
+        clock.send(&W::Ping(wire::Ping { t0 })).await;
+        let t3;
+        let p = match clock.next(STEP).await {
+            Some(Ev::Msg(W::Pong(p))) => {
+                t3 = now_us();
+                p
+            }
+            other => panic!("expected a Pong and only a Pong, got {other:?}"),
+        };
+        assert_eq!(p.t0, t0, "t0 not echoed");
+        assert!(p.t1 <= p.t2, "t1 {} > t2 {}", p.t1, p.t2);
+        assert!(p.t1 + slack >= t0, "t1 {} before t0 {t0}", p.t1);
+        assert!(p.t2 <= t3 + slack, "t2 {} after t3 {t3}", p.t2);
+    }
+    // Nothing unasked: no Hello, no media.
+    assert!(
+        clock.next(Duration::from_millis(500)).await.is_none(),
+        "the clock connection sent something unasked"
+    );
+    let metrics = reqwest_text(&relay, "/metrics").await;
+    assert!(
+        metrics.contains("lockstep_clock_connections 1\n"),
+        "no open clock connection in /metrics"
+    );
+    // A Feedback is not for this endpoint: closed with a protocol error.
+    clock.send(&W::Feedback(wire::Feedback::default())).await;
+    let (_, code) = clock.read_until_close().await;
+    assert_eq!(code, Some(1002));
+    // A malformed message too (an unknown kind would be ignored: forward compatibility).
+    let mut clock = Viewer::connect_path(relay.http, "/clock", "clock/2", None).await;
+    clock
+        .send_raw(Bytes::from_static(&[0x83, 0x01, 0x02]))
+        .await; // a truncated Ping
+    let (_, code) = clock.read_until_close().await;
+    assert_eq!(code, Some(1002));
+    // The media viewer never noticed.
+    let got = media.read_until(STEP, |m| matches!(m, W::Media(_))).await;
+    assert!(matches!(got.last(), Some(W::Media(_))));
 }
 
 /// Feedback from a viewer shows in `/api/stats` for that viewer only.

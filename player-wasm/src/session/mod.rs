@@ -6,7 +6,9 @@
 //!   shared `lockstep_media` remuxer (one fMP4 fragment per frame, a SourceBuffer per track).
 //! - [`anchors`] maps the media timeline to relay ingest time from Timeline messages, which
 //!   is what makes latency measurable and playout synchronisable.
-//! - Clock sync uses `lockstep_media::wire::ClockSync` fed by Pong messages.
+//! - Clock sync uses `lockstep_media::wire::ClockSync` fed by Pong messages, from the media
+//!   connection or from the relay's clock-sync connection ([`clock_url`],
+//!   [`Session::on_clock_message`]).
 
 pub mod anchors;
 pub mod chunks;
@@ -139,7 +141,7 @@ impl Session {
             tracks: Vec::new(),
             epoch: None,
             delay_ms: 0,
-            clock: ClockSync::default(),
+            clock: ClockSync::new(CLOCK_WINDOW),
             anchors: Anchors::default(),
             stats: SessionStats::default(),
             actions: VecDeque::new(),
@@ -427,6 +429,15 @@ impl Session {
         self.anchors.media_ms(now - delay_ms * 1000.0)
     }
 
+    /// One binary message on the clock-sync connection, received at local time `now_us`:
+    /// a Pong feeds the clock; anything else is not for this connection and is ignored.
+    pub fn on_clock_message(&mut self, data: Bytes, now_us: u64) -> Result<(), ProtocolError> {
+        if let Message::Pong(p) = wire::decode(data).map_err(|e| ProtocolError(e.to_string()))? {
+            self.on_pong(p, now_us);
+        }
+        Ok(())
+    }
+
     /// A Ping to send now (local clock µs).
     pub fn ping(now_us: u64) -> Bytes {
         Message::Ping(wire::Ping { t0: now_us }).to_bytes()
@@ -436,6 +447,23 @@ impl Session {
     pub fn announced_delay_ms(&self) -> u32 {
         self.delay_ms
     }
+}
+
+/// Clock-sync exchanges the estimate looks back over: 32 s at the player's ping every 500 ms.
+pub const CLOCK_WINDOW: usize = 64;
+
+/// The relay's clock-sync endpoint (docs/PROTOCOL.md) beside the media endpoint `ws_url`
+/// (`…/ws/NAME[?query]` → `…/clock`, keeping any path prefix of a reverse proxy); `None` when
+/// the URL does not end in `/ws/NAME`.
+pub fn clock_url(ws_url: &str) -> Option<String> {
+    let end = ws_url.find(['?', '#']).unwrap_or(ws_url.len());
+    let path = &ws_url[..end];
+    let at = path.rfind("/ws/")?;
+    let name = &path[at + 4..];
+    if name.is_empty() || name.contains('/') || !path[..at].contains("://") {
+        return None;
+    }
+    Some(format!("{}/clock", &path[..at]))
 }
 
 #[cfg(test)]

@@ -417,3 +417,42 @@ fn switching_to_mse_starts_over() {
         .iter()
         .any(|a| matches!(a, Action::Append(a) if a.init)));
 }
+
+#[test]
+fn clock_url_sits_beside_the_media_endpoint() {
+    use super::clock_url;
+    assert_eq!(
+        clock_url("ws://127.0.0.1:8080/ws/demo").as_deref(),
+        Some("ws://127.0.0.1:8080/clock")
+    );
+    assert_eq!(
+        clock_url("wss://example.org/live/lockstep/ws/main?token=x#y").as_deref(),
+        Some("wss://example.org/live/lockstep/clock")
+    );
+    assert_eq!(clock_url("ws://host/other/demo"), None);
+    assert_eq!(clock_url("ws://host/ws/"), None);
+    assert_eq!(clock_url("ws://host/ws/a/b"), None);
+    assert_eq!(clock_url("/ws/demo"), None);
+}
+
+#[test]
+fn pongs_on_the_clock_connection_sync_the_clock_and_nothing_else_counts() {
+    let mut s = Session::default();
+    // Relay clock 5 s ahead; 1 ms each way.
+    let pong = Message::Pong(wire::Pong {
+        t0: 1_000_000,
+        t1: 6_001_000,
+        t2: 6_001_010,
+    })
+    .to_bytes();
+    s.on_clock_message(pong, 1_002_010).unwrap();
+    assert_eq!(s.clock.offset_us(), Some(5_000_000));
+    // Media here is ignored, not played; garbage is an error.
+    let before = s.stats.messages;
+    s.on_clock_message(info(1, true), 1_003_000).unwrap();
+    assert_eq!(s.stats.messages, before);
+    assert!(s.poll().is_none());
+    assert!(s
+        .on_clock_message(Bytes::from_static(&[0x83, 1]), 1_004_000)
+        .is_err());
+}

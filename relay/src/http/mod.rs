@@ -12,7 +12,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 use crate::ingest::http_push;
-use crate::viewer::{flv, ws};
+use crate::viewer::{clock, flv, ws};
 
 pub fn router(app: AppState) -> Router {
     // The www folder is public: pages on other origins may load the player module from it.
@@ -24,6 +24,7 @@ pub fn router(app: AppState) -> Router {
         .service(ServeDir::new(&app.www).append_index_html_on_directories(true));
     Router::new()
         .route("/ws/{channel}", get(ws::handler))
+        .route("/clock", get(clock::handler))
         .route("/live/{file}", get(flv::handler))
         .route("/ingest/{channel}", any(http_push::handler))
         .merge(api::routes())
