@@ -142,6 +142,7 @@ function pageStats() {
     rttMs: s.rttMs, clockUpMs: s.clockUpMs, clockDownMs: s.clockDownMs, playbackRate: s.playbackRate, seeks: s.seeks, stalls: s.stalls, fallbacks: s.fallbacks,
     fallbackReason: s.fallbackReason ?? null, wsUrl: el.getAttribute('src'),
     refreshDepth: s.refreshDepth, writeMarginMs: s.writeMarginMs, refreshMisses: s.refreshMisses,
+    refreshPeriodMs: s.refreshPeriodMs, clockConnection: s.clockConnection,
   };
 }
 
@@ -286,6 +287,8 @@ function analyse(mode, opts, viewers, ctx) {
       rttMs: mean(num('rttMs')),
       clockUpMs: mean(num('clockUpMs')),
       clockDownMs: mean(num('clockDownMs')),
+      // Share of samples with pings on the clock connection (/clock) rather than the media one.
+      clockConnection: st.length ? st.filter((x) => x.clockConnection).length / st.length : null,
       syncErrorMs: sync,
       syncErrorAbsMean: mean(num('syncErrorMs').map(Math.abs)),
       predicted: clock !== null && sync !== null ? clock - sync : null, // ahead of the schedule by e − s
@@ -299,7 +302,7 @@ function analyse(mode, opts, viewers, ctx) {
       // Frames whose display time is Chromium's estimate (see www/probe.js: noEstimate).
       // WebCodecs refresh planning (player-wasm/src/control/refresh.rs) at the end.
       refresh: st.length && typeof st[st.length - 1].refreshDepth === 'number'
-        ? `${st[st.length - 1].refreshDepth} / ${st[st.length - 1].writeMarginMs.toFixed(1)} / ${st[st.length - 1].refreshMisses}`
+        ? `${st[st.length - 1].refreshDepth} / ${st[st.length - 1].writeMarginMs.toFixed(1)} / ${st[st.length - 1].refreshMisses} / ${st[st.length - 1].refreshPeriodMs?.toFixed(1) ?? '–'}`
         : '–',
       estimated: v.summary.framesSeen ? 1 - (v.summary.noEstimate ?? 0) / v.summary.framesSeen : null,
       pageClockSkewMs: v.summary.clockSkewMs,
@@ -342,13 +345,13 @@ function report(results) {
     lines.push(`| ${r.mode} | ${r.opts.viewers} (${r.opts.proxied}) | ${d}${r.opts.delayMs ? ' (fixed)' : ' (auto)'} | ${f1(r.skew.p50)} | ${f1(r.skew.p95)} | ${f1(r.skew.max)} | ${f1(r.skew.mean)} | ${f1(r.skewDirect.p95)} / ${f1(r.skewDirect.mean)} | ${r.instants} | ${f1(r.presentation.p95)} / ${f1(r.presentation.mean)} (${r.presentation.frames}); ${f1(r.presentationDirect.p95)} / ${f1(r.presentationDirect.mean)} | ${r.load.map((x) => x.toFixed(1)).join('→')} |`);
   }
   lines.push('');
-  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded | display time estimated | refresh depth / write margin ms / misses |');
+  lines.push('| Mode | viewer | path | player mode | g2g p50 ms | offset vs median: mean ms | \\|offset\\| p95 ms | clockOffsetMs (= error) mean [min, max] | least up / down delay ms (on /clock) | rttMs | syncErrorMs mean | predicted e − s, rel. ms | target ms | required ms | rate | seeks | stalls | fps | decoded | display time estimated | refresh depth / write margin ms / misses / period ms |');
   lines.push('|---|---:|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of results) {
     if (r.error) continue;
     for (const v of r.rows) {
       const cr = v.clockOffsetRange ? ` [${sgn(v.clockOffsetRange[0])}, ${sgn(v.clockOffsetRange[1])}]` : '';
-      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.clockUpMs)} / ${f1(v.clockDownMs)} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} | ${v.estimated === null ? '–' : `${(100 * v.estimated).toFixed(0)} %`} | ${v.refresh} |`);
+      lines.push(`| ${r.mode} | ${v.viewer} | ${v.path} | ${v.modes}${v.fallbacks ? ` (${v.fallbacks} fallback: ${v.fallbackReason})` : ''} | ${f0(v.g2gP50)} | ${sgn(v.offsetMean)} | ${f1(v.offsetAbsP95)} | ${sgn(v.clockOffsetMs)}${cr} | ${f1(v.clockUpMs)} / ${f1(v.clockDownMs)}${v.clockConnection === null ? '' : ` (${(100 * v.clockConnection).toFixed(0)} %)`} | ${f1(v.rttMs)} | ${sgn(v.syncErrorMs)} | ${sgn(v.predictedRel)} | ${f0(v.targetMs)} | ${f0(v.requiredMs)} | ${v.rate?.toFixed(3) ?? '–'} | ${v.seeks ?? '–'} | ${v.stalls} | ${f1(v.fps)} | ${v.decoded === null ? '–' : `${(100 * v.decoded).toFixed(0)} %`} | ${v.estimated === null ? '–' : `${(100 * v.estimated).toFixed(0)} %`} | ${v.refresh} |`);
     }
   }
   return lines.join('\n');

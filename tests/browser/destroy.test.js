@@ -37,6 +37,10 @@ describe('destroy()', { timeout: 90000 }, () => {
       // The player runs timers (control tick, pings, feedback) while it plays...
       assert.ok(running.now.playerIntervals >= 1, `no interval seen from the player: ${JSON.stringify(running)}`);
       assert.equal(running.now.sockets, 1);
+      // ...and a clock-sync connection beside the media one, which the pings use.
+      await page.waitForFunction(() => p.stats.clockConnection === true, null, { timeout: 5000 })
+        .catch(() => assert.fail('the player does not ping on its clock connection'));
+      assert.equal(await page.evaluate(() => window.__probe.count().clockSockets), 1);
       // ...and the relay counts it.
       assert.equal(await viewers(relay), 1, 'the relay does not count the playing viewer');
 
@@ -61,12 +65,13 @@ describe('destroy()', { timeout: 90000 }, () => {
         srcObject: v.srcObject,
         count: window.__probe.count(),
         socketState: window.__probe.sockets[0].ws.readyState,
+        socketStates: window.__probe.sockets.map((x) => x.ws.readyState),
       }));
       assert.equal(right.state, 'destroyed');
       assert.equal(right.src, null, 'the video still has a src attribute');
       assert.equal(right.srcProp, '', 'the video still has a src');
       assert.equal(right.srcObject, null);
-      assert.ok(right.socketState >= 2, `the WebSocket is still open (readyState ${right.socketState})`);
+      assert.ok(right.socketStates.every((st) => st >= 2), `a WebSocket is still open (readyStates ${right.socketStates})`);
       assert.equal(right.count.intervals, running.before.intervals,
         `live intervals before the player ${running.before.intervals}, after destroy() ${right.count.intervals}`);
       assert.equal(right.count.playerIntervals, 0, 'intervals of the player left after destroy()');
@@ -79,6 +84,7 @@ describe('destroy()', { timeout: 90000 }, () => {
         socketState: window.__probe.sockets[0].ws.readyState,
       }), destroyedAt);
       assert.equal(later.count.sockets, 1, `WebSockets opened after destroy(): ${later.count.sockets - 1}`);
+      assert.equal(later.count.clockSockets, 1, 'clock connections opened after destroy()');
       assert.equal(later.count.intervals, running.before.intervals, 'live intervals changed after destroy()');
       assert.equal(later.count.playerTimeouts, 0, 'timeouts of the player still pending 2 s after destroy()');
       assert.deepEqual(later.lateEvents, [], 'events after destroy()');

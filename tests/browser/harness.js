@@ -217,7 +217,8 @@ export async function launchBrowser() {
 
 /**
  * Instrumentation installed in the page before the player exists: live setInterval and
- * setTimeout ids (with whether the player's code created them), and WebSocket constructions.
+ * setTimeout ids (with whether the player's code created them), and WebSocket constructions
+ * (`count()` tells media and clock-sync connections apart).
  */
 export function instrumentPage() {
   const w = window;
@@ -251,7 +252,9 @@ export function instrumentPage() {
     playerIntervals: [...probe.intervals.values()].filter(Boolean).length,
     timeouts: probe.timeouts.size,
     playerTimeouts: [...probe.timeouts.values()].filter(Boolean).length,
-    sockets: probe.sockets.length,
+    // Media connections (…/ws/NAME) and clock-sync connections (…/clock) apart.
+    sockets: probe.sockets.filter((x) => !/\/clock$/.test(x.url)).length,
+    clockSockets: probe.sockets.filter((x) => /\/clock$/.test(x.url)).length,
   });
   w.__probe = probe;
 }

@@ -52,6 +52,9 @@ describe('restarts', { timeout: 150000 }, () => {
       assert.equal(await page.evaluate(() => window.marker), 'same page', 'the page was reloaded');
       const sockets = await page.evaluate(() => window.__probe.count().sockets);
       assert.ok(sockets >= 2, `expected a new WebSocket after the restart, saw ${sockets} in all`);
+      // The clock-sync connection comes back too (pings return to it).
+      await page.waitForFunction(() => p.stats.clockConnection === true, null, { timeout: 5000 })
+        .catch(() => assert.fail('no clock connection after the relay restart'));
       const s = await page.evaluate(() => p.stats);
       assert.equal(typeof s.latencyMs, 'number');
       assert.ok(s.latencyMs > 0 && s.latencyMs < 5000, `latencyMs ${s.latencyMs} after the restart`);
