@@ -239,7 +239,7 @@ async function measure(browser, row, opts) {
           audioScheduled: s.audioScheduled, audioDropped: s.audioDropped,
           decodeP95Ms: s.decodeP95Ms, displayDelayMs: s.displayDelayMs, sharedDelayMs: s.sharedDelayMs,
           requiredMs: s.requiredLatencyMs, writeMarginMs: s.writeMarginMs, refreshDepth: s.refreshDepth,
-          refreshMisses: s.refreshMisses, droppedLate: s.framesDroppedLate, clockOffsetMs: s.clockOffsetMs, rttMs: s.rttMs,
+          refreshMisses: s.refreshMisses, droppedLate: s.framesDroppedLate, clockOffsetMs: s.clockOffsetMs, rttMs: s.rttMs, audioDecodeP95Ms: s.audioDecodeP95Ms,
           // Glass-to-glass over the last second's frames.
           g2gLastSecond: (() => {
             const since = performance.timeOrigin + performance.now() - 1000;

@@ -95,8 +95,15 @@ export interface PlayerStats {
   refreshDepth?: number;
   /** Frames that landed off the refresh they were written for. */
   refreshMisses?: number;
-  /** Audio start error minus video presentation error, ms (> 0: audio later). */
+  /** When audio is heard minus when the picture of the same instant is seen, ms (> 0: audio
+   * later): the audio lag plus the audio's start error (audio follows the video's landing). */
   avOffsetMs?: number | null;
+  /** How much later than its picture audio is played because it cannot be on time, ms (≤ 15). */
+  audioLagMs?: number;
+  /** 95th percentile of how late audio frames arrive (relay ingest to arrival), ms. */
+  audioArrivalP95Ms?: number | null;
+  /** 95th percentile of the audio decode time (chunk submitted to data out), ms. */
+  audioDecodeP95Ms?: number | null;
   audioContext?: 'running' | 'suspended' | 'closed';
   audioScheduled?: number;
   audioDropped?: number;

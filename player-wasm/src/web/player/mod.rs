@@ -61,8 +61,11 @@ pub const WC_TARGET_MS: f64 = 50.0;
 const WC_SETTLE_MS: f64 = 1000.0;
 /// After the fresh start, how long the windows fill before the requirement is reported, ms.
 const WC_REPORT_AFTER_MS: f64 = 1000.0;
-/// Time to decode an AAC or MP3 frame and schedule it, ms (software decoders: ~1 ms).
+/// Time to decode an audio frame, ms, until it is measured (software decoders: ~1 ms).
 const AUDIO_DECODE_MS: f64 = 5.0;
+/// How far ahead of the audio clock a buffer must be started, ms (the audio pipe drops one
+/// due sooner than 2 ms from now), plus a millisecond for the clock mapping.
+const AUDIO_SLACK_MS: f64 = 3.0;
 
 /// Player states, as reported in `state` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

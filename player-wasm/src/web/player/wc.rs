@@ -119,8 +119,14 @@ impl Inner {
             }
             WcEvent::Audio(a) => {
                 wc.failures[1] = 0;
+                // Due with the picture of the same instant: at its due time plus where the
+                // video actually lands (its refresh, up to half a refresh either side), plus
+                // the lag when audio cannot be on time.
                 let lag = self.audio_lag.lag_ms();
-                let due = self.due_ms(a.0.timestamp() / 1000.0).map(|d| d + lag);
+                let shift = self.wc_video_landing_ms();
+                let due = self
+                    .due_ms(a.0.timestamp() / 1000.0)
+                    .map(|d| d + lag + shift);
                 match (due, self.wc.as_mut().and_then(|wc| wc.audio.as_mut())) {
                     (Some(due), Some(pipe)) => pipe.schedule(a, due, now),
                     (None, Some(pipe)) => pipe.dropped += 1,
@@ -237,8 +243,13 @@ impl Inner {
                 self.arrival.reset();
                 self.audio_arrival.reset();
                 self.wc_floor_ms = 0.0;
-                if let Some(v) = self.wc.as_mut().and_then(|wc| wc.video.as_mut()) {
-                    v.reset_decode_times();
+                if let Some(wc) = self.wc.as_mut() {
+                    if let Some(v) = wc.video.as_mut() {
+                        v.reset_decode_times();
+                    }
+                    if let Some(a) = wc.audio.as_mut() {
+                        a.reset_decode_times();
+                    }
                 }
             }
             // The floor rises at once and decays slowly (1 %/tick ≈ 5 s).
@@ -253,7 +264,8 @@ impl Inner {
             // Audio may trail a picture; with no picture there is nothing to trail.
             match self.wc_audio_need_ms() {
                 Some(need) if has_video => {
-                    let d = self.wc_delay_ms();
+                    // Audio follows the video's landing, which may be before D.
+                    let d = self.wc_delay_ms() + self.wc_video_landing_ms();
                     self.audio_lag.update(need, d);
                 }
                 _ => self.audio_lag.reset(),
@@ -278,12 +290,29 @@ impl Inner {
         }
     }
 
-    /// The least delay at which audio is heard on time: its arrival p95, decode and output
-    /// path (base + output latency). `None` without audio or arrivals yet.
+    /// Where the video lands against its due time, ms (the refresh it is written for, within
+    /// a refresh either side; 0 before it is known): audio follows it.
+    fn wc_video_landing_ms(&self) -> f64 {
+        let v = self.wc.as_ref().and_then(|wc| wc.video.as_ref());
+        let refresh = v.and_then(|v| v.refresh.period_ms()).unwrap_or(REFRESH_MS);
+        v.and_then(|v| v.present_error_ms)
+            .unwrap_or(0.0)
+            .clamp(-refresh, refresh)
+    }
+
+    /// The least delay at which audio is heard on time: its arrival p99, decode p95 and
+    /// output path (base + output latency). `None` without audio or arrivals yet.
     fn wc_audio_need_ms(&self) -> Option<f64> {
-        let out = self.wc.as_ref()?.audio.as_ref()?.output_latency_ms();
-        let arrival = self.audio_arrival.quantile(0.95)?.max(0.0);
-        Some(arrival + AUDIO_DECODE_MS + out + WC_SLACK_MS)
+        let audio = self.wc.as_ref()?.audio.as_ref()?;
+        let out = audio.output_latency_ms();
+        let decode = audio.decode_p95().unwrap_or(AUDIO_DECODE_MS);
+        // p99, not the video's p95: a late audio frame is a gap in the sound, where a late
+        // picture is one frame not shown (measured at p95: 5–7 of 100 Opus frames a second
+        // dropped). Not the window's latest either: single late frames then set D (measured:
+        // D 35–50 ms, glass-to-glass p50 42–43 in two of four runs); the audio pipe starts a
+        // frame that comes a little late at once instead (`control::audio_chain`).
+        let arrival = self.audio_arrival.quantile(0.99)?.max(0.0);
+        Some(arrival + decode + out + AUDIO_SLACK_MS)
     }
 
     /// What this viewer needs to present on time: for video, arrival p95 plus decode p95 and
@@ -302,7 +331,15 @@ impl Inner {
         let has_video = self.wc.as_ref().is_some_and(|wc| wc.video.is_some());
         let audio = self.wc_audio_need_ms().map(|need| {
             if has_video {
-                AudioLag::min_delay_ms(need)
+                // Audio follows the video's landing, on the refresh grid.
+                let landing = self.wc_delay_ms() + self.wc_video_landing_ms();
+                let period = self
+                    .wc
+                    .as_ref()
+                    .and_then(|wc| wc.video.as_ref())
+                    .and_then(|v| v.refresh.period_ms())
+                    .unwrap_or(0.0);
+                AudioLag::min_delay_on_grid_ms(need, landing, period)
             } else {
                 need
             }
@@ -404,17 +441,23 @@ impl Inner {
             set("audioContext", JsValue::from_str(a.state()));
             set("audioScheduled", JsValue::from_f64(a.scheduled as f64));
             set("audioDropped", JsValue::from_f64(a.dropped as f64));
-            // The lag plus audio start error minus video write error: > 0 when audio leaves
-            // later.
+            // Audio is scheduled at the video's landing + the lag (see `on_wc_event`): the
+            // offset is the lag, the audio's start error, and how far the video's landing
+            // has moved since (the same smoothed figure, so ~0). > 0 when audio leaves later.
             let video_err = wc
                 .video
                 .as_ref()
                 .and_then(|v| v.present_error_ms)
                 .unwrap_or(0.0);
+            let shift = self.wc_video_landing_ms();
             let lag = self.audio_lag.lag_ms();
             set("audioLagMs", JsValue::from_f64(lag));
             set("audioArrivalP95Ms", num(self.audio_arrival.quantile(0.95)));
-            set("avOffsetMs", num(a.error_ms.map(|e| lag + e - video_err)));
+            set("audioDecodeP95Ms", num(a.decode_p95()));
+            set(
+                "avOffsetMs",
+                num(a.error_ms.map(|e| lag + e + shift - video_err)),
+            );
         }
     }
 

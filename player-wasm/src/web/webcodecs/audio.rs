@@ -3,9 +3,10 @@
 //! `AudioData` is copied to an `AudioBuffer` and started at the context time that the audio
 //! output will play at its due time: `getOutputTimestamp()` pairs a context time with the
 //! performance.now() at which that sample leaves the speaker (output latency included), else
-//! `currentTime` minus baseLatency + outputLatency. Consecutive buffers within 15 ms of each
-//! other are butted together (no clicks). A `GainNode` follows the `<video>`'s volume and
-//! muted state; a suspended context (autoplay policy) resumes on the first user gesture.
+//! `currentTime` minus baseLatency + outputLatency. Consecutive buffers are butted together
+//! and steered back to their due time by their playback rate
+//! ([`crate::control::audio_chain`]). A `GainNode` follows the `<video>`'s volume and muted
+//! state; a suspended context (autoplay policy) resumes on the first user gesture.
 
 use js_sys::{Float32Array, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -18,6 +19,8 @@ use web_sys::{
 
 use super::owned::Audio;
 use super::{decoder_callbacks, Emit, Event};
+use crate::control::audio_chain::{place, Placement};
+use crate::control::decode_time::DecodeTimes;
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Listener;
 use lockstep_media::remux::TrackType;
@@ -28,9 +31,6 @@ use lockstep_media::remux::TrackType;
 /// `"interactive"`; in the latency bench the player's audio lag fell from 34 to 3–4 ms. Every buffer is scheduled ahead on the context clock by plain
 /// `AudioBufferSourceNode`s (no script on the render thread), so small buffers do not starve.
 const LATENCY_HINT_S: f64 = 0.0;
-
-/// Buffers this close to the end of the previous one are played back to back, s.
-const BUTT_S: f64 = 0.015;
 
 pub fn config(s: &DecoderSetup) -> AudioDecoderConfig {
     let c = AudioDecoderConfig::new(&s.codec, s.channels.max(1) as u32, s.sample_rate);
@@ -86,6 +86,7 @@ pub struct AudioPipe {
     pub dropped: u64,
     /// Smoothed scheduled start minus ideal start (audio behind its due time), ms.
     pub error_ms: Option<f64>,
+    decode_times: DecodeTimes,
     _listeners: Vec<Listener>,
 }
 
@@ -127,6 +128,9 @@ impl AudioPipe {
             scheduled: 0,
             dropped: 0,
             error_ms: None,
+            // An Opus decoder may move timestamps by its pre-skip (2.5 ms): frames are 10 ms
+            // or more apart.
+            decode_times: DecodeTimes::new(4.0),
             _listeners: listeners,
         })
     }
@@ -152,7 +156,7 @@ impl AudioPipe {
         Ok(())
     }
 
-    pub fn decode(&mut self, c: &Chunk) -> Result<(), JsValue> {
+    pub fn decode(&mut self, c: &Chunk, now: f64) -> Result<(), JsValue> {
         let Some(setup) = &self.setup else {
             return Ok(());
         };
@@ -167,13 +171,25 @@ impl AudioPipe {
         init.set_timestamp_f64((c.pts_ms * 1000.0).round());
         let chunk = EncodedAudioChunk::new(&init)?;
         if let Some(d) = &self.decoder {
+            let idle = d.dec.decode_queue_size() == 0;
             d.dec.decode(&chunk)?;
+            self.decode_times.on_submit(c.pts_ms, now, idle);
         }
         Ok(())
     }
 
+    /// 95th percentile of the decode time (submit to output), ms.
+    pub fn decode_p95(&self) -> Option<f64> {
+        self.decode_times.p95()
+    }
+
+    pub fn reset_decode_times(&mut self) {
+        self.decode_times.reset_samples();
+    }
+
     pub fn on_error(&mut self) {
         self.decoder = None;
+        self.decode_times.forget_pending();
     }
 
     pub fn discontinuity(&mut self) {
@@ -181,6 +197,7 @@ impl AudioPipe {
             let _ = d.dec.reset();
             let _ = d.dec.configure(&config(s));
         }
+        self.decode_times.forget_pending();
         self.next_end = 0.0;
     }
 
@@ -213,6 +230,7 @@ impl AudioPipe {
     }
 
     fn try_schedule(&mut self, a: Audio, due: f64, now: f64) -> Result<(), JsValue> {
+        self.decode_times.on_output(a.0.timestamp() / 1000.0, now);
         if !self.running() {
             self.dropped += 1;
             return Ok(());
@@ -228,14 +246,11 @@ impl AudioPipe {
         }
         let ideal = self.context_time_at(due, now);
         let dur = n as f64 / sr as f64;
-        let mut when = ideal;
-        if (when - self.next_end).abs() < BUTT_S {
-            when = self.next_end;
-        }
-        if when < self.ctx.current_time() + 0.002 {
+        let earliest = self.ctx.current_time() + 0.002;
+        let Some(Placement { when, rate, end }) = place(ideal, self.next_end, dur, earliest) else {
             self.dropped += 1;
             return Ok(());
-        }
+        };
         let buf = self.ctx.create_buffer(ch, n, sr)?;
         let arr = Float32Array::new_with_length(n);
         for c in 0..ch {
@@ -247,9 +262,10 @@ impl AudioPipe {
         drop(a);
         let src = self.ctx.create_buffer_source()?;
         src.set_buffer(Some(&buf));
+        src.playback_rate().set_value(rate as f32);
         src.connect_with_audio_node(&self.gain)?;
         src.start_with_when(when)?;
-        self.next_end = when + dur;
+        self.next_end = end;
         self.scheduled += 1;
         let err = (when - ideal) * 1000.0;
         let e = self.error_ms.get_or_insert(err);

@@ -232,7 +232,7 @@ impl WcSink {
     pub fn decode(&mut self, c: &Chunk, late_ms: Option<f64>, now: f64) -> Result<(), Fallback> {
         let r = match c.track {
             TrackType::Video => self.video.as_mut().map(|v| v.decode(c, late_ms, now)),
-            TrackType::Audio => self.audio.as_mut().map(|a| a.decode(c)),
+            TrackType::Audio => self.audio.as_mut().map(|a| a.decode(c, now)),
         };
         match r {
             Some(Err(_)) => self.failed(Some(c.track)),

@@ -27,8 +27,8 @@ use web_sys::{
 use super::display::FrameCallbacks;
 use super::owned::Frame;
 use super::{decoder_callbacks, Emit, Event};
+use crate::control::decode_time::DecodeTimes;
 use crate::control::display_delay::DisplayDelay;
-use crate::control::quantile::nearest_rank;
 use crate::control::refresh::{Plan, RefreshClock};
 use crate::session::{Chunk, DecoderSetup};
 use crate::web::listener::Timer;
@@ -52,8 +52,6 @@ pub const SLACK_MS: f64 = 4.0;
 /// The same on the refresh grid, where the write margin learns the timer's lateness: the
 /// timer's whole-millisecond rounding.
 const GRID_SLACK_MS: f64 = 1.0;
-/// Decode-time samples kept (submit to output).
-const DECODE_WINDOW: usize = 120;
 /// Frames waiting for presentation at most (≈ 2 s at 30 fps); older ones are dropped.
 const MAX_QUEUED: usize = 64;
 
@@ -119,8 +117,7 @@ pub struct VideoPipe {
     queue: Vec<Queued>,
     timer: Option<Timer>,
     timer_at: f64,
-    submitted: Vec<(f64, f64)>,
-    decode_ms: Vec<f64>,
+    decode_times: DecodeTimes,
     last_out_pts: Option<f64>,
     pub frame_ms: f64,
     pub presented: u64,
@@ -162,8 +159,7 @@ impl VideoPipe {
             queue: Vec::new(),
             timer: None,
             timer_at: 0.0,
-            submitted: Vec::new(),
-            decode_ms: Vec::new(),
+            decode_times: DecodeTimes::default(),
             last_out_pts: None,
             frame_ms: 1000.0 / 30.0,
             presented: 0,
@@ -230,14 +226,8 @@ impl VideoPipe {
         if let Some(d) = &self.decoder {
             d.dec.decode(&chunk)?;
         }
-        if self.submitted.len() >= 64 {
-            self.submitted.remove(0);
-        }
-        // Decode time is measured on chunks that found the decoder idle (a burst's queueing
-        // is not decode time); NaN marks the others.
         let idle = self.decode_queue_size() <= 1;
-        self.submitted
-            .push((c.pts_ms, if idle { now } else { f64::NAN }));
+        self.decode_times.on_submit(c.pts_ms, now, idle);
         Ok(())
     }
 
@@ -245,7 +235,7 @@ impl VideoPipe {
     pub fn on_error(&mut self) {
         self.decoder = None;
         self.need_key = true;
-        self.submitted.clear();
+        self.decode_times.forget_pending();
     }
 
     /// A new epoch: pending output belongs to the old timeline.
@@ -257,7 +247,7 @@ impl VideoPipe {
         self.need_key = true;
         self.queue.clear();
         self.timer = None;
-        self.submitted.clear();
+        self.decode_times.forget_pending();
         self.last_out_pts = None;
         self.refresh.reset();
     }
@@ -291,21 +281,7 @@ impl VideoPipe {
     pub fn on_output(&mut self, frame: Frame, due: f64, now: f64) {
         self.decoded += 1;
         let pts = frame.pts_ms();
-        // Submitted in decode order; B-frames come out in presentation order.
-        if let Some(i) = self
-            .submitted
-            .iter()
-            .position(|&(p, _)| (p - pts).abs() < 0.5)
-        {
-            let t = self.submitted[i].1;
-            self.submitted.drain(..=i);
-            if !t.is_nan() {
-                if self.decode_ms.len() >= DECODE_WINDOW {
-                    self.decode_ms.remove(0);
-                }
-                self.decode_ms.push(now - t);
-            }
-        }
+        self.decode_times.on_output(pts, now);
         if let Some(last) = self.last_out_pts {
             let d = pts - last;
             if d > 1.0 && d < 200.0 {
@@ -408,12 +384,11 @@ impl VideoPipe {
 
     /// 95th percentile of the decode time (submit to output), ms.
     pub fn decode_p95(&self) -> Option<f64> {
-        let mut v = self.decode_ms.clone();
-        nearest_rank(&mut v, 0.95)
+        self.decode_times.p95()
     }
 
     pub fn reset_decode_times(&mut self) {
-        self.decode_ms.clear();
+        self.decode_times.reset_samples();
     }
 
     pub fn queued(&self) -> usize {
