@@ -37,7 +37,7 @@ impl ClockLink {
     }
 }
 
-/// Events of the clock connection, tagged with the socket they came from.
+/// What the clock connection reports.
 pub(super) enum ClockEvent {
     Open,
     Message(Bytes),

@@ -293,11 +293,18 @@ impl Inner {
     /// Where the video lands against its due time, ms (the refresh it is written for, within
     /// a refresh either side; 0 before it is known): audio follows it.
     fn wc_video_landing_ms(&self) -> f64 {
-        let v = self.wc.as_ref().and_then(|wc| wc.video.as_ref());
-        let refresh = v.and_then(|v| v.refresh.period_ms()).unwrap_or(REFRESH_MS);
-        v.and_then(|v| v.present_error_ms)
+        let refresh = self.wc_refresh_ms().unwrap_or(REFRESH_MS);
+        self.wc
+            .as_ref()
+            .and_then(|wc| wc.video.as_ref())
+            .and_then(|v| v.present_error_ms)
             .unwrap_or(0.0)
             .clamp(-refresh, refresh)
+    }
+
+    /// The display's refresh period, ms, once measured.
+    fn wc_refresh_ms(&self) -> Option<f64> {
+        self.wc.as_ref()?.video.as_ref()?.refresh.period_ms()
     }
 
     /// The least delay at which audio is heard on time: its arrival p99, decode p95 and
@@ -333,12 +340,7 @@ impl Inner {
             if has_video {
                 // Audio follows the video's landing, on the refresh grid.
                 let landing = self.wc_delay_ms() + self.wc_video_landing_ms();
-                let period = self
-                    .wc
-                    .as_ref()
-                    .and_then(|wc| wc.video.as_ref())
-                    .and_then(|v| v.refresh.period_ms())
-                    .unwrap_or(0.0);
+                let period = self.wc_refresh_ms().unwrap_or(0.0);
                 AudioLag::min_delay_on_grid_ms(need, landing, period)
             } else {
                 need
