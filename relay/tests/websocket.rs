@@ -534,7 +534,8 @@ fn assert_hello(msgs: &[W]) -> &[W] {
 // Relay helpers
 // ---------------------------------------------------------------------------------------------
 
-async fn reqwest_text(relay: &Relay, path: &str) -> String {
+/// The body of a successful `GET path`.
+async fn get_text(relay: &Relay, path: &str) -> String {
     let url = format!("http://{}{path}", relay.http);
     let resp = timeout(STEP, reqwest::get(&url))
         .await
@@ -545,14 +546,7 @@ async fn reqwest_text(relay: &Relay, path: &str) -> String {
 }
 
 async fn get_json(relay: &Relay, path: &str) -> Value {
-    let url = format!("http://{}{path}", relay.http);
-    let resp = timeout(STEP, reqwest::get(&url))
-        .await
-        .expect("API timed out")
-        .expect("API request");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    let text = resp.text().await.expect("API body");
-    serde_json::from_str(&text).expect("API JSON")
+    serde_json::from_str(&get_text(relay, path).await).expect("API JSON")
 }
 
 fn channel_json<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
@@ -771,7 +765,7 @@ async fn clock_endpoint_answers_pings_and_nothing_else() {
         clock.next(Duration::from_millis(500)).await.is_none(),
         "the clock connection sent something unasked"
     );
-    let metrics = reqwest_text(&relay, "/metrics").await;
+    let metrics = get_text(&relay, "/metrics").await;
     assert!(
         metrics.contains("lockstep_clock_connections 1\n"),
         "no open clock connection in /metrics"
