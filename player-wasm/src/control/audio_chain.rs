@@ -9,7 +9,7 @@
 //! pitch change of 5 cents, below what a listener hears) to bring the chain's end back to its
 //! due time: a 10 ms error is gone in about 3 s of audio. Farther than [`BUTT_S`] the chain
 //! restarts at the due time (once, after a gap in the stream or a change of delay). A buffer
-//! that comes a little too late starts at once, late, rather than being dropped.
+//! that comes a little too late plays its rest on time rather than being dropped.
 //!
 //! Times are seconds on the context clock. Pure arithmetic; no `web-sys`.
 
@@ -23,6 +23,8 @@ pub const MAX_RATE_DEVIATION: f64 = 0.003;
 pub struct Placement {
     /// Start time, s.
     pub when: f64,
+    /// Where in the buffer to start, s (> 0: its late beginning is skipped).
+    pub offset: f64,
     /// Playback rate.
     pub rate: f64,
     /// Where it ends (the chain's new end), s.
@@ -31,24 +33,41 @@ pub struct Placement {
 
 /// A buffer of `dur` s of audio due to start at `ideal`, after a chain that ends at
 /// `chain_end` (0 or anything far away: no chain), on a context that can start nothing
-/// before `earliest`. `None`: the buffer is too late to play (by [`BUTT_S`] or more).
+/// before `earliest`. `None`: the buffer is too late to play.
 ///
-/// A buffer a little late (the chain ran dry, or it came after its due time) starts at
-/// `earliest` rather than being dropped: a gap of a few ms, then the chain plays on, late,
-/// and is steered back. Dropping it left a gap of the whole buffer (measured: audio frames
-/// arrive late in pairs, 1–3 pairs a second at the p99 arrival the player allows for).
+/// A buffer whose start is already past (the chain ran dry: it came late) plays its rest from
+/// `earliest`, on time, skipping the part that is late. Dropping it left a gap of the whole
+/// buffer (measured: audio frames arrive late in pairs, 1–3 pairs a second at the p99 arrival
+/// the player allows for); starting it whole but late put the chain, and the sound against the
+/// picture, that much behind for the seconds the steering takes to bring it back (A/V up to
+/// +30 ms).
 pub fn place(ideal: f64, chain_end: f64, dur: f64, earliest: f64) -> Option<Placement> {
     let dur = dur.max(0.0);
-    let mut when = if (ideal - chain_end).abs() < BUTT_S {
+    let when = if (ideal - chain_end).abs() < BUTT_S {
         chain_end
     } else {
         ideal
     };
     if when < earliest {
-        if earliest - ideal >= BUTT_S {
+        if ideal >= earliest {
+            // The chain ran dry but this buffer is not late: it starts the chain afresh.
+            return Some(Placement {
+                when: ideal,
+                offset: 0.0,
+                rate: 1.0,
+                end: ideal + dur,
+            });
+        }
+        let skip = earliest - ideal;
+        if skip >= dur || skip >= BUTT_S {
             return None;
         }
-        when = earliest;
+        return Some(Placement {
+            when: earliest,
+            offset: skip,
+            rate: 1.0,
+            end: ideal + dur,
+        });
     }
     // > 0: the chain runs late. Playing at `rate` ends it dur·(1/rate − 1) earlier; that
     // would take the whole lateness back at rate = 1 / (1 − late / dur).
@@ -61,6 +80,7 @@ pub fn place(ideal: f64, chain_end: f64, dur: f64, earliest: f64) -> Option<Plac
     };
     Some(Placement {
         when,
+        offset: 0.0,
         rate,
         end: when + dur / rate,
     })
@@ -110,6 +130,7 @@ mod tests {
             place(10.0, 9.98, 0.01, 0.0),
             Some(Placement {
                 when: 10.0,
+                offset: 0.0,
                 rate: 1.0,
                 end: 10.01
             })
@@ -119,12 +140,23 @@ mod tests {
     }
 
     #[test]
-    fn a_little_late_starts_now_and_catches_up_too_late_is_dropped() {
-        // The chain ran dry at 9.990; the buffer was due at 9.995; nothing before 10.000.
+    fn a_late_buffer_plays_its_rest_on_time_a_buffer_all_late_is_dropped() {
+        // The chain ran dry at 9.990; the buffer was due at 9.995; nothing before 10.000:
+        // its first 5 ms are skipped, and it ends when it would have.
         let p = place(9.995, 9.990, 0.010, 10.0).unwrap();
         assert_eq!(p.when, 10.0);
-        assert!(p.rate > 1.0);
-        // Due 20 ms ago: dropped.
-        assert_eq!(place(9.980, 0.0, 0.010, 10.0), None);
+        assert!((p.offset - 0.005).abs() < 1e-9);
+        assert_eq!(p.rate, 1.0);
+        assert!((p.end - 10.005).abs() < 1e-9);
+        // Due 10 ms or more ago (its whole length): dropped.
+        assert_eq!(place(9.989, 0.0, 0.010, 10.0), None);
+        assert_eq!(
+            place(9.980, 0.0, 0.021, 10.0),
+            None,
+            "past the butting distance"
+        );
+        // The chain ran dry, but this buffer is not yet due: it starts the chain afresh.
+        let p = place(10.004, 9.995, 0.010, 10.0).unwrap();
+        assert_eq!((p.when, p.offset, p.rate), (10.004, 0.0, 1.0));
     }
 }

@@ -247,7 +247,13 @@ impl AudioPipe {
         let ideal = self.context_time_at(due, now);
         let dur = n as f64 / sr as f64;
         let earliest = self.ctx.current_time() + 0.002;
-        let Some(Placement { when, rate, end }) = place(ideal, self.next_end, dur, earliest) else {
+        let Some(Placement {
+            when,
+            offset,
+            rate,
+            end,
+        }) = place(ideal, self.next_end, dur, earliest)
+        else {
             self.dropped += 1;
             return Ok(());
         };
@@ -264,10 +270,11 @@ impl AudioPipe {
         src.set_buffer(Some(&buf));
         src.playback_rate().set_value(rate as f32);
         src.connect_with_audio_node(&self.gain)?;
-        src.start_with_when(when)?;
+        src.start_with_when_and_grain_offset(when, offset)?;
         self.next_end = end;
         self.scheduled += 1;
-        let err = (when - ideal) * 1000.0;
+        // The start error of the sound played (a skipped late part is not played).
+        let err = (when - offset - ideal) * 1000.0;
         let e = self.error_ms.get_or_insert(err);
         *e += (err - *e) * 0.1;
         Ok(())
