@@ -98,7 +98,7 @@ export interface PlayerStats {
   /** When audio is heard minus when the picture of the same instant is seen, ms (> 0: audio
    * later): the audio lag plus the audio's start error (audio follows the video's landing). */
   avOffsetMs?: number | null;
-  /** How much later than its picture audio is played because it cannot be on time, ms (≤ 15). */
+  /** How much later than its picture audio is played because it cannot be on time, ms (at most 20). */
   audioLagMs?: number;
   /** 95th percentile of how late audio frames arrive (relay ingest to arrival), ms. */
   audioArrivalP95Ms?: number | null;
