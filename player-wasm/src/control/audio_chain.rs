@@ -6,10 +6,11 @@
 //! that far from where its audio is due (start-time error measured here: −5 to +9 ms, so the
 //! reported A/V offset wandered by as much). So a butted buffer is also played very slightly
 //! fast or slow (`AudioBufferSourceNode.playbackRate`, at most [`MAX_RATE_DEVIATION`], a
-//! pitch change of 5 cents, below what a listener hears) to bring the chain's end back to its
-//! due time: a 10 ms error is gone in about 3 s of audio. Farther than [`BUTT_S`] the chain
-//! restarts at the due time (once, after a gap in the stream or a change of delay). A buffer
-//! that comes a little too late plays its rest on time rather than being dropped.
+//! pitch change of about 5 cents, at the edge of what a trained ear hears on a pure tone) to
+//! bring the chain's end back to its due time: a 10 ms error is gone in about 3 s of audio.
+//! Farther than [`BUTT_S`] the chain restarts at the due time (once, after a gap in the stream
+//! or a change of delay). A buffer that comes a little too late plays its rest on time rather
+//! than being dropped.
 //!
 //! Times are seconds on the context clock. Pure arithmetic; no `web-sys`.
 
