@@ -159,7 +159,7 @@ fn run(n: usize, seconds: u64) -> (f64, f64, f64, f64, f64) {
     let start = Instant::now();
     let window_from = start + Duration::from_secs(1);
     let end = window_from + Duration::from_secs(seconds);
-    let (mut cpu0, mut bytes0, mut window_start) = (None, 0u64, window_from);
+    let (mut cpu0, mut bytes0) = (None, 0u64);
     let mut fanout_ms = Vec::new();
     'outer: for k in 0u32.. {
         for &(at, size) in &second {
@@ -173,7 +173,6 @@ fn run(n: usize, seconds: u64) -> (f64, f64, f64, f64, f64) {
             if cpu0.is_none() && due >= window_from {
                 cpu0 = Some(thread_cpu_seconds());
                 bytes0 = received.load(Ordering::Relaxed);
-                window_start = Instant::now();
             }
             let t = Instant::now();
             for s in &mut sockets {
@@ -188,7 +187,6 @@ fn run(n: usize, seconds: u64) -> (f64, f64, f64, f64, f64) {
     // Let the readers drain what was written in the window, then stop them.
     std::thread::sleep(Duration::from_millis(200));
     let gb = (received.load(Ordering::Relaxed) - bytes0) as f64 / 1e9;
-    let _elapsed = window_start.elapsed();
     stop.store(true, Ordering::Relaxed);
     sockets.clear();
     let _ = readers.join();

@@ -41,6 +41,8 @@ impl ClockLink {
 pub(super) enum ClockEvent {
     Open,
     Message(Bytes),
+    /// A non-binary message: not a Lockstep relay's clock endpoint.
+    Garbage,
     Closed,
 }
 
@@ -59,7 +61,7 @@ impl Inner {
             let e = match e {
                 SocketEvent::Open => ClockEvent::Open,
                 SocketEvent::Message(data) => ClockEvent::Message(data),
-                SocketEvent::Garbage => ClockEvent::Closed,
+                SocketEvent::Garbage => ClockEvent::Garbage,
                 SocketEvent::Closed { .. } => ClockEvent::Closed,
             };
             with(&w, |p| p.on_clock_event(e));
@@ -87,14 +89,10 @@ impl Inner {
             }
             ClockEvent::Message(data) => {
                 if self.session.on_clock_message(data, local_now_us()).is_err() {
-                    web_sys::console::warn_1(
-                        &"lockstep-player: malformed message on the clock connection; pinging on the media connection"
-                            .into(),
-                    );
-                    self.clock.close();
-                    self.clock.unavailable = true;
+                    self.give_up_clock_link("a malformed message");
                 }
             }
+            ClockEvent::Garbage => self.give_up_clock_link("a non-binary message"),
             ClockEvent::Closed => {
                 // Never opened: the relay has no such endpoint. Opened and closed (a relay
                 // restart, an idle close): opened again at the next ping.
@@ -105,6 +103,20 @@ impl Inner {
                 self.clock.open = false;
             }
         }
+    }
+
+    /// The clock endpoint misbehaved: close it and ping on the media connection until the
+    /// media connection reconnects (not every ping: a broken endpoint would be reopened twice a
+    /// second).
+    fn give_up_clock_link(&mut self, what: &str) {
+        web_sys::console::warn_1(
+            &format!(
+                "lockstep-player: {what} on the clock connection; pinging on the media connection"
+            )
+            .into(),
+        );
+        self.clock.close();
+        self.clock.unavailable = true;
     }
 
     /// Sends a clock-sync Ping: on the clock connection when it is open, else on the media
