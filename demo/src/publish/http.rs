@@ -121,8 +121,26 @@ impl HttpPublisher {
             *digit = HEX[(n >> (4 * i)) & 0xF];
         }
         self.buf.extend_from_slice(b"\r\n");
-        self.stream.write_all(&self.buf)?;
+        if let Err(e) = self.stream.write_all(&self.buf) {
+            return Err(self.answer_behind(e));
+        }
         Ok(())
+    }
+
+    /// A write failed: the relay has most likely answered (a refusal) and closed. That
+    /// answer says more than "broken pipe", so wait a moment for the reader to have it.
+    fn answer_behind(&mut self, write_error: std::io::Error) -> PublishError {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        loop {
+            if let Some(e) = self.failure.take() {
+                return e;
+            }
+            let reader_done = self.reader.as_ref().map_or(true, |r| r.is_finished());
+            if reader_done || std::time::Instant::now() >= deadline {
+                return self.failure.take().unwrap_or(write_error.into());
+            }
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     pub fn send(&mut self, kind: TagKind, ts: u32, body: &[u8]) -> Result<(), PublishError> {
@@ -275,11 +293,20 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_reported_by_the_next_send() {
+    fn a_refusal_is_reported_by_connect_or_the_next_send() {
         let (url, server) = server(
             "HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\nconnection: close\r\n\r\nwrong key",
         );
-        let mut p = HttpPublisher::connect(&url, &test_info()).unwrap();
+        // The answer may come before `connect` has written the metadata chunk: then it is
+        // `connect` that reports it.
+        let mut p = match HttpPublisher::connect(&url, &test_info()) {
+            Ok(p) => p,
+            Err(e) => {
+                server.join().unwrap();
+                assert!(e.to_string().contains("403"), "{e}");
+                return;
+            }
+        };
         server.join().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let err = loop {
