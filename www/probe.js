@@ -30,7 +30,8 @@
 // all: the display time of those is when the frame was set, a refresh or two early).
 // performance.timeOrigin + a monotonic timestamp and Date.now() (the source's clock) can drift
 // apart by a few ms on a long-lived page; `summary().clockSkewMs` reports the current gap
-// (Date.now() − (timeOrigin + performance.now())) so it can be checked, and it is not applied.
+// (Date.now() − (timeOrigin + performance.now()), read to ~0.1 ms: `clockGapMs`) so it can be
+// checked or applied (the sync benchmark applies it); the probe does not apply it.
 
 const TWO32 = 2 ** 32;
 
@@ -51,6 +52,30 @@ export function blockSize(height) {
 }
 
 /** The value congruent to `t32` modulo 2^32 nearest to `nowMs` (Unix ms). */
+/**
+ * Date.now() − (performance.timeOrigin + performance.now()), ms, to a small fraction of a ms.
+ * Date.now() counts whole ms, so one reading is up to 1 ms off; read at the instant it ticks
+ * (a busy wait of at most ~1 ms), the gap is as fine as performance.now() (0.1 ms here). The
+ * median of five such readings.
+ */
+export function clockGapMs() {
+  const gaps = [];
+  for (let i = 0; i < 5; i++) {
+    const before = Date.now();
+    const giveUp = performance.now() + 3;
+    let mono;
+    let wall;
+    do {
+      mono = performance.now();
+      wall = Date.now();
+    } while (wall === before && mono < giveUp);
+    if (wall !== before) gaps.push(wall - (performance.timeOrigin + mono));
+  }
+  if (!gaps.length) return Date.now() - (performance.timeOrigin + performance.now());
+  gaps.sort((a, b) => a - b);
+  return gaps[gaps.length >> 1];
+}
+
 export function unwrapTime(t32, nowMs = Date.now()) {
   const base = nowMs - (nowMs % TWO32);
   let best = base + t32;
@@ -232,7 +257,7 @@ export function startProbe(video, { onSample, capacity = 18000 } = {}) {
         noEstimate,
         presentedFrames: firstPresented === null ? 0 : lastPresented - firstPresented + 1,
         firstFrameMs: firstFrame ? firstFrame.sinceOriginMs : null,
-        clockSkewMs: Date.now() - (performance.timeOrigin + performance.now()),
+        clockSkewMs: clockGapMs(),
       };
     },
     /** Forgets the samples and counters (e.g. after a warm-up); keeps probing. */
