@@ -24,7 +24,7 @@
 // (/api/channels delay_ms) too. Results: a table on stdout and, unless --no-doc, in
 // docs/SYNC-BENCH.md between the results markers.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,7 @@ function range(s, what) {
 
 function parseOptions(argv) {
   const o = { viewers: 4, proxied: 1, seconds: 30, warmup: 10, modes: ['mse'], delayMs: 0, jitter: [50, 150],
-    upJitter: [0, 0], bitrate: '2M', maxLoad: 0, doc: true, relay: null, settle: 60 };
+    upJitter: [0, 0], bitrate: '2M', maxLoad: 0, doc: true, relay: null, settle: 60, trace: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -81,10 +81,12 @@ function parseOptions(argv) {
     else if (a === '--relay') o.relay = path.resolve(v());
     else if (a === '--settle') o.settle = Number(v());
     else if (a === '--no-doc') o.doc = false;
+    else if (a === '--trace') o.trace = path.resolve(v());
     else if (a === '-h' || a === '--help') {
       console.log(`node bench/sync/run.mjs [--viewers 4] [--proxied 1] [--seconds 30] [--warmup 10]
                         [--mode mse|webcodecs|both] [--delay-ms N] [--jitter 50-150] [--up-jitter 0-0]
                         [--bitrate 2M] [--settle 60] [--max-load L] [--relay PATH] [--no-doc]
+                        [--trace FILE]
   --viewers N      viewer pages (at least 2; the brief's setup is 4)
   --proxied K      how many of them go through the jitter proxy (default 1)
   --delay-ms N     fixed shared delay D (relay --delay-ms); 0 (default): the relay chooses it
@@ -92,7 +94,10 @@ function parseOptions(argv) {
   --up-jitter A-B  proxy delay viewer→relay, ms (default none)
   --settle S       automatic D: after the warm-up, wait up to S s (default 60) until D held 12 s
   --max-load L     before each mode, wait (3 min at most) for the 1-minute load average < L
-  --relay PATH     relay binary (default: target/release, else target/debug)`);
+  --relay PATH     relay binary (default: target/release, else target/debug)
+  --trace FILE     write each mode's window as JSON lines: per viewer its once-a-second player
+                   statistics and every presented frame (wall-clock display time, burned
+                   time); D once a second`);
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
   }
@@ -220,6 +225,7 @@ async function runMode(mode, opts, browser, bins) {
     const t0 = Date.now();
     const t1 = t0 + opts.seconds * 1000;
     const delays = [];
+    const delayTrace = [];
     while (Date.now() < t1) {
       const tick = Date.now();
       const [chs] = await Promise.all([
@@ -228,6 +234,7 @@ async function runMode(mode, opts, browser, bins) {
       ]);
       const ch = chs && chs.channels.find((c) => c.name === CHANNEL);
       if (ch) delays.push(ch.delay_ms);
+      if (ch) delayTrace.push({ t: tick, delayMs: ch.delay_ms });
       await sleep(Math.max(0, Math.min(1000 - (Date.now() - tick), t1 - Date.now())));
     }
     await sleep(500); // frames presented up to t1 are in the rings
@@ -245,6 +252,7 @@ async function runMode(mode, opts, browser, bins) {
       Object.assign(v, r);
     }
     const load1 = os.loadavg();
+    if (opts.trace) writeTrace(opts.trace, mode, viewers, { t0, t1, delayTrace });
     return analyse(mode, opts, viewers, { t0, t1, delays, relayStats, load: [load0[0], load1[0]], proxyStats: proxy.stats() });
   } finally {
     for (const v of viewers) await v.context.close().catch(() => {});
@@ -253,6 +261,18 @@ async function runMode(mode, opts, browser, bins) {
       for (const c of [...children]) if (c.name === name) await stopChild(c, name === 'test source' ? 'SIGINT' : 'SIGTERM');
     }
   }
+}
+
+/** Appends one mode's window to `file` as a JSON line (--trace). */
+function writeTrace(file, mode, viewers, { t0, t1, delayTrace }) {
+  const line = {
+    mode, t0, t1, delay: delayTrace,
+    viewers: viewers.map((v) => ({
+      viewer: v.i + 1, proxied: v.proxied, stats: v.stats,
+      frames: v.samples.map((s) => [+(s.displayMs + v.summary.clockSkewMs).toFixed(2), s.burnedMs]),
+    })),
+  };
+  appendFileSync(file, `${JSON.stringify(line)}\n`);
 }
 
 function analyse(mode, opts, viewers, ctx) {

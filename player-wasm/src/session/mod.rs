@@ -449,8 +449,8 @@ impl Session {
     }
 }
 
-/// Clock-sync exchanges the estimate looks back over: 32 s at the player's ping every 500 ms.
-pub const CLOCK_WINDOW: usize = 64;
+/// Clock-sync exchanges the estimate looks back over: 30 s at the player's ping every 200 ms.
+pub const CLOCK_WINDOW: usize = 150;
 
 /// The relay's clock-sync endpoint (docs/PROTOCOL.md) beside the media endpoint `ws_url`
 /// (`…/ws/NAME[?query]` → `…/clock`, keeping any path prefix of a reverse proxy); `None` when

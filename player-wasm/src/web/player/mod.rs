@@ -37,8 +37,9 @@ use clock_link::ClockLink;
 const TICK_MS: i32 = 50;
 /// Clock-sync pings, ms apart: the per-direction minima sharpen with the number of exchanges
 /// (on a path with 50–150 ms of jitter, the least of n samples lies ~100/(n+1) ms above the
-/// floor), and on the clock connection a ping costs the relay one small write.
-const PING_EVERY_MS: i32 = 500;
+/// floor), and on the clock connection a ping costs the relay one small write. Five a second:
+/// the media gives the `down` direction thirty samples a second, the pings alone feed `up`.
+const PING_EVERY_MS: i32 = 200;
 const FAST_PINGS: u32 = 5;
 const FEEDBACK_EVERY_MS: i32 = 1000;
 const MAX_BACKOFF_MS: f64 = 5000.0;
@@ -59,6 +60,13 @@ pub const WC_TARGET_MS: f64 = 50.0;
 /// reported from that second set D at 75 ms, and the relay took 13 s to lower it to 35. The
 /// arrival windows, decode times and floor start afresh this long after the first picture.
 const WC_SETTLE_MS: f64 = 1000.0;
+/// How far this viewer's own floor may exceed the relay's shared D before it leaves D for the
+/// floor, ms (WebCodecs, with `sync`). The floor sums three p95s, so a few ms over D costs a
+/// frame now and then; leaving D costs every frame a refresh of sync with the other viewers
+/// until the relay raises D, which it does 2 s after the requirement rose (measured: a proxied
+/// viewer a refresh behind the others for 76 of 899 frames, its floor 4–14 ms above D, no
+/// frame dropped).
+const WC_FLOOR_TOLERANCE_MS: f64 = REFRESH_MS;
 /// After the fresh start, how long the windows fill before the requirement is reported, ms.
 const WC_REPORT_AFTER_MS: f64 = 1000.0;
 /// Time to decode an audio frame, ms, until it is measured (software decoders: ~1 ms).

@@ -24,12 +24,18 @@ impl Inner {
 
     /// The delay D at which frames are presented: the relay's shared delay (with `sync`),
     /// else the page's target, else [`WC_TARGET_MS`]; never under what this viewer can make
-    /// (frames would arrive or decode too late and be dropped).
+    /// (frames would arrive or decode too late and be dropped), except that it keeps the
+    /// shared delay while its floor is within [`WC_FLOOR_TOLERANCE_MS`] of it (in sync with
+    /// the others, the relay raising D meanwhile).
     pub(super) fn wc_delay_ms(&self) -> f64 {
         let announced = self.session.announced_delay_ms() as f64;
-        let base = if self.opts.sync && announced > 0.0 {
-            announced
-        } else if self.opts.target_set {
+        if self.opts.sync && announced > 0.0 {
+            if self.wc_floor_ms <= announced + WC_FLOOR_TOLERANCE_MS {
+                return announced;
+            }
+            return self.wc_floor_ms;
+        }
+        let base = if self.opts.target_set {
             self.opts.target_latency_ms
         } else {
             WC_TARGET_MS
