@@ -813,7 +813,11 @@ async fn feedback_shows_in_stats() {
         mode: wire::MODE_WEBCODECS,
         sync_error_ms: Some(-7),
         rtt_us: Some(1500),
-        target_ms: Some(150),
+        // At 150 the frames would be due (2 + 150) mod 16.667 = 2.0 ms after a refresh
+        // (clear of the middle), at 146 14.7 ms (2 ms before the next: clear too): D = 146,
+        // where without the grid it would be rounded up to 150.
+        target_ms: Some(146),
+        refresh: wire::RefreshPhase::new(16_667, 2_000),
     };
     v.send(&W::Feedback(fb)).await;
     let stats = wait_json(&relay, "/api/stats", "the feedback", |s| {
@@ -828,6 +832,14 @@ async fn feedback_shows_in_stats() {
     assert_eq!(me["stalls"], 1, "{me}");
     assert_eq!(me["rtt_ms"].as_f64(), Some(1.5), "{me}");
     assert_eq!(me["playback_rate"].as_f64(), Some(1.02), "{me}");
+    assert_eq!(me["target_ms"], 146, "{me}");
+    assert_eq!(me["refresh_period_ms"].as_f64(), Some(16.667), "{me}");
+    assert_eq!(me["refresh_phase_ms"].as_f64(), Some(2.0), "{me}");
+    // The shared delay is chosen from it, on the grid.
+    wait_json(&relay, "/api/channels", "D from the feedback", |s| {
+        channel_json(s, "demo").is_some_and(|c| c["delay_ms"] == 146)
+    })
+    .await;
     let quiet = viewer(&stats, "quiet-test/1");
     assert!(quiet.is_object(), "the other viewer is listed: {stats:#}");
     assert!(quiet["latency_ms"].is_null(), "{quiet}");

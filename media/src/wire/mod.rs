@@ -296,6 +296,45 @@ pub struct Feedback {
     /// target), ms: what the relay uses to choose the channel's shared delay. Added in
     /// protocol 1.1 as an optional trailing field; absent from older players.
     pub target_ms: Option<u32>,
+    /// Where the frames fall on this viewer's display refresh grid, for the relay to choose a
+    /// D that puts them between two refreshes' boundaries (protocol 1.4, optional trailing
+    /// fields; absent from older players and from viewers without a known grid).
+    pub refresh: Option<RefreshPhase>,
+}
+
+/// A viewer's display refresh grid against the stream's ingest times (Feedback, protocol
+/// 1.4): a frame ingested at relay time `T` falls `phase_us` after a refresh of this viewer's
+/// display, modulo the period, so with shared delay D it is due `(phase_us + D) mod period`
+/// after one. A frame due near the middle between two refreshes can land on either, a
+/// viewer with a clock a millisecond off on the other one than its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPhase {
+    /// The refresh period, µs (> 0).
+    pub period_us: u32,
+    /// Ingest time − a refresh instant, modulo the period, µs (< `period_us`).
+    pub phase_us: u32,
+}
+
+impl RefreshPhase {
+    /// A phase, if it is consistent (a period, a phase within it).
+    pub fn new(period_us: u32, phase_us: u32) -> Option<Self> {
+        (period_us > 0 && period_us != u32::MAX && phase_us < period_us).then_some(Self {
+            period_us,
+            phase_us,
+        })
+    }
+
+    /// Where a frame due `delay_us` after its ingest falls from the nearest refresh, µs, in
+    /// `(−period/2, period/2]` (negative: before it).
+    pub fn due_from_nearest_us(&self, delay_us: u64) -> i64 {
+        let p = i64::from(self.period_us);
+        let at = ((u64::from(self.phase_us) + delay_us) % u64::from(self.period_us)) as i64;
+        if at > p / 2 {
+            at - p
+        } else {
+            at
+        }
+    }
 }
 
 /// Relay to player: the viewer's queue overflowed and the relay skipped to the next keyframe.
@@ -531,6 +570,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
                     signed(f.sync_error_ms),
                     f.rtt_us.unwrap_or(u32::MAX),
                     f.target_ms.unwrap_or(u32::MAX),
+                    f.refresh.map_or(u32::MAX, |r| r.period_us),
+                    f.refresh.map_or(u32::MAX, |r| r.phase_us),
                 ],
             );
         }
@@ -769,6 +810,13 @@ pub fn decode(msg: Bytes) -> Result<Message, WireError> {
             // Optional trailing field (protocol 1.1): absent from 1.0 players.
             target_ms: if r.remaining() >= 4 {
                 Some(r.u32()?).filter(|&v| v != u32::MAX)
+            } else {
+                None
+            },
+            // Optional trailing fields (protocol 1.4); an inconsistent pair is unknown.
+            refresh: if r.remaining() >= 8 {
+                let (period, phase) = (r.u32()?, r.u32()?);
+                RefreshPhase::new(period, phase)
             } else {
                 None
             },

@@ -86,6 +86,7 @@ fn samples() -> Vec<Message> {
             sync_error_ms: Some(-3),
             rtt_us: Some(900),
             target_ms: Some(140),
+            refresh: RefreshPhase::new(16_667, 12_345),
         }),
         Message::Feedback(Feedback::default()),
         Message::Skipped(Skipped {
@@ -164,10 +165,11 @@ fn golden_bytes() {
     ];
     assert_eq!(&info[..], want);
     let fb = Message::Feedback(Feedback::default()).to_bytes();
-    assert_eq!(fb.len(), 48);
+    assert_eq!(fb.len(), 56);
     assert_eq!(&fb[5..9], &[0x80, 0, 0, 0]); // latency unknown = i32::MIN
     assert_eq!(&fb[40..44], &[0xFF; 4]); // rtt unknown = u32::MAX
     assert_eq!(&fb[44..48], &[0xFF; 4]); // target unknown = u32::MAX
+    assert_eq!(&fb[48..56], &[0xFF; 8]); // refresh grid unknown
                                          // A 1.0 player's 44-byte Feedback still decodes, without the 1.1 field.
     let with_target = Message::Feedback(Feedback {
         target_ms: Some(90),
@@ -178,6 +180,47 @@ fn golden_bytes() {
         decode(with_target.slice(..44)),
         Ok(Message::Feedback(Feedback::default()))
     );
+    // A 1.1–1.3 player's 48-byte Feedback decodes without the 1.4 refresh grid.
+    let with_grid = Message::Feedback(Feedback {
+        target_ms: Some(90),
+        refresh: RefreshPhase::new(16_667, 4_000),
+        ..Feedback::default()
+    })
+    .to_bytes();
+    assert_eq!(&with_grid[48..56], &[0, 0, 0x41, 0x1B, 0, 0, 0x0F, 0xA0]);
+    assert_eq!(
+        decode(with_grid.slice(..48)),
+        Ok(Message::Feedback(Feedback {
+            target_ms: Some(90),
+            ..Feedback::default()
+        }))
+    );
+}
+
+#[test]
+fn an_inconsistent_refresh_grid_is_unknown() {
+    let mut fb = Message::Feedback(Feedback {
+        refresh: RefreshPhase::new(16_667, 4_000),
+        ..Feedback::default()
+    })
+    .to_bytes()
+    .to_vec();
+    fb[52..56].copy_from_slice(&20_000u32.to_be_bytes()); // phase beyond the period
+    let Ok(Message::Feedback(f)) = decode(Bytes::from(fb)) else {
+        panic!("feedback")
+    };
+    assert_eq!(f.refresh, None);
+    assert_eq!(RefreshPhase::new(0, 0), None);
+}
+
+#[test]
+fn due_from_the_nearest_refresh() {
+    let r = RefreshPhase::new(16_000, 3_000).unwrap();
+    assert_eq!(r.due_from_nearest_us(0), 3_000);
+    assert_eq!(r.due_from_nearest_us(5_000), 8_000); // the middle counts as after
+    assert_eq!(r.due_from_nearest_us(6_000), -7_000);
+    assert_eq!(r.due_from_nearest_us(13_000), 0);
+    assert_eq!(r.due_from_nearest_us(208_000 + 2_000), 5_000); // 13 periods on
 }
 
 #[test]
@@ -219,9 +262,9 @@ fn every_prefix_decodes_or_errors() {
             let r = decode(b.slice(..n));
             if let Message::Media(_) = m {
                 assert_eq!(r.is_ok(), n >= MEDIA_HEADER_LEN);
-            } else if matches!(m, Message::Feedback(_)) && n >= b.len() - 4 {
-                // The optional trailing field of 1.1: a 1.0 Feedback is valid without it
-                // (and a partial field is ignored trailing bytes).
+            } else if matches!(m, Message::Feedback(_)) && n >= b.len() - 12 {
+                // The optional trailing fields of 1.1 and 1.4: a 1.0 Feedback is valid
+                // without them (and a partial field is ignored trailing bytes).
                 assert!(r.is_ok(), "{m:?} without its optional field: {r:?}");
             } else if !matches!(m, Message::Unknown { .. }) {
                 // Every other control field is required: no strict prefix is valid.
@@ -394,6 +437,7 @@ fn message() -> impl Strategy<Value = Message> {
                 sync_error_ms: j,
                 rtt_us: k,
                 target_ms: k,
+                refresh: k.and_then(|p| RefreshPhase::new(p.max(1), p / 2)),
             })
         });
     prop_oneof![

@@ -206,6 +206,20 @@ impl RefreshClock {
         })
     }
 
+    /// The grid's period and how long after a refresh the instant `t` falls (in `[0,
+    /// period)`), ms; `None` while the grid is unknown. What the relay aligns D with.
+    pub fn phase(&self, t: f64, now: f64) -> Option<(f64, f64)> {
+        let (period, at) = self.grid(now)?;
+        // Not `rem_euclid`: f64 `%` pulls `fmod` into the wasm (1.6 KB gzipped).
+        let cycles = (t - at) / period;
+        t.is_finite().then(|| {
+            (
+                period,
+                ((cycles - cycles.floor()) * period).clamp(0.0, period),
+            )
+        })
+    }
+
     /// The refresh a frame written at `now` is shown on, if the grid is known.
     pub fn landing(&self, now: f64) -> Option<f64> {
         let (period, at) = self.grid(now)?;
@@ -418,5 +432,20 @@ mod tests {
             let tb = a.plan(due + 2.0, now).unwrap().target;
             assert_eq!(ta, tb, "due {due}");
         }
+    }
+
+    #[test]
+    fn the_phase_of_an_instant_on_the_grid() {
+        let mut c = RefreshClock::default();
+        assert_eq!(c.phase(10.0, 0.0), None);
+        for i in 0..10 {
+            c.on_animation_frame(i as f64 * P);
+        }
+        c.on_displayed(90.0, 100.0, None, 100.0);
+        let (period, phase) = c.phase(100.0 + 3.0 * P + 4.0, 120.0).unwrap();
+        assert!((period - P).abs() < 1e-9);
+        assert!((phase - 4.0).abs() < 1e-9, "{phase}");
+        let (_, before) = c.phase(100.0 - 1.0, 120.0).unwrap();
+        assert!((before - (P - 1.0)).abs() < 1e-9, "{before}");
     }
 }

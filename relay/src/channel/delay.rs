@@ -8,12 +8,19 @@
 //! - healthy viewers are those that reported within [`FRESH`] and can hold at most
 //!   [`MAX_AUTO_MS`]; a viewer needing more plays as close as it can and reports its sync
 //!   error (one bad path must not drag everyone seconds behind);
-//! - D = the largest healthy requirement, rounded up to [`STEP_MS`], at least [`MIN_MS`];
+//! - D = the largest healthy requirement, at least [`MIN_MS`], rounded up to [`STEP_MS`] —
+//!   or, when viewers report where the frames fall on their display's refresh grid (Feedback
+//!   1.4, WebCodecs viewers), raised to the first whole ms at which the frames are due clear of
+//!   the middle between two refreshes for as many of them as can be ([`aligned`]): a frame due
+//!   there lands on either refresh, and viewers whose clocks differ by a millisecond pick
+//!   different ones — one refresh of skew between viewers of one display;
 //! - D rises once a higher requirement has held for [`RAISE_AFTER`] (one bad second of a
 //!   busy viewer does not move everyone); it falls only after the lower value has held for
 //!   [`LOWER_AFTER`] (a viewer that briefly recovered does not cause a seesaw).
 
 use std::time::{Duration, Instant};
+
+use lockstep_media::wire::RefreshPhase;
 
 /// Feedback older than this is ignored.
 pub const FRESH: Duration = Duration::from_secs(3);
@@ -27,6 +34,59 @@ pub const STEP_MS: u32 = 5;
 pub const LOWER_AFTER: Duration = Duration::from_secs(10);
 /// How long a higher requirement must hold before D rises (except from unset).
 pub const RAISE_AFTER: Duration = Duration::from_secs(2);
+/// How far from the middle between two refreshes a frame must be due, µs (at most a quarter
+/// of the period): what a viewer's clock error, the source's whole-ms timestamps (±0.3 ms at
+/// 30 fps) and the phase's age may move it by without changing the refresh it lands on.
+pub const CLEAR_OF_MIDDLE_US: u32 = 3_000;
+
+/// One viewer's say in D, from its fresh feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    /// The lowest latency it can hold, ms.
+    pub target_ms: u32,
+    /// Where the frames fall on its display's refresh grid, if it knows.
+    pub refresh: Option<RefreshPhase>,
+}
+
+impl From<u32> for Requirement {
+    fn from(target_ms: u32) -> Self {
+        Requirement {
+            target_ms,
+            refresh: None,
+        }
+    }
+}
+
+/// Whether frames due `delay_ms` after ingest are clear of the middle between two refreshes
+/// of the display `r`.
+fn is_clear(r: &RefreshPhase, delay_ms: u32) -> bool {
+    let half = i64::from(r.period_us / 2);
+    let margin = i64::from(CLEAR_OF_MIDDLE_US.min(r.period_us / 4));
+    r.due_from_nearest_us(u64::from(delay_ms) * 1000).abs() <= half - margin
+}
+
+/// How many of the `grids` frames due `delay_ms` after ingest are clear on.
+fn clear_count(grids: &[RefreshPhase], delay_ms: u32) -> usize {
+    grids.iter().filter(|r| is_clear(r, delay_ms)).count()
+}
+
+/// The least D ≥ `need` (whole ms, within one longest period above it) at which the frames
+/// are due clear of the middle between refreshes on the most of the displays `grids`; `None`
+/// without grids.
+pub fn aligned(need: u32, grids: &[RefreshPhase]) -> Option<u32> {
+    let longest_ms = grids.iter().map(|r| r.period_us.div_ceil(1000)).max()?;
+    let mut best = (0, need);
+    for d in need..=need.saturating_add(longest_ms) {
+        let n = clear_count(grids, d);
+        if n > best.0 {
+            best = (n, d);
+        }
+        if n == grids.len() {
+            break;
+        }
+    }
+    Some(best.1)
+}
 
 /// The automatic delay chooser of one channel.
 #[derive(Debug, Default)]
@@ -40,15 +100,33 @@ pub struct AutoDelay {
 impl AutoDelay {
     /// The delay to announce, given the current one and the viewers' fresh requirements;
     /// `None` to keep the current one.
-    pub fn choose(&mut self, current: u32, requirements: &[u32], now: Instant) -> Option<u32> {
-        let need = requirements
-            .iter()
-            .copied()
-            .filter(|&r| r > 0 && r <= MAX_AUTO_MS)
-            .max()?;
-        let wanted = need.max(MIN_MS).div_ceil(STEP_MS) * STEP_MS;
+    pub fn choose(
+        &mut self,
+        current: u32,
+        requirements: &[Requirement],
+        now: Instant,
+    ) -> Option<u32> {
+        let healthy = || {
+            requirements
+                .iter()
+                .filter(|r| r.target_ms > 0 && r.target_ms <= MAX_AUTO_MS)
+        };
+        let need = healthy().map(|r| r.target_ms).max()?.max(MIN_MS);
+        let grids: Vec<RefreshPhase> = healthy().filter_map(|r| r.refresh).collect();
+        let mut wanted = match aligned(need, &grids) {
+            Some(d) => d,
+            None => need.div_ceil(STEP_MS) * STEP_MS,
+        };
         if current == 0 {
             return Some(wanted);
+        }
+        // A current D that is enough, clear on as many displays and less than a step above
+        // what is wanted stays: no change for a millisecond.
+        if !grids.is_empty()
+            && (need..wanted + STEP_MS).contains(&current)
+            && clear_count(&grids, current) >= clear_count(&grids, wanted)
+        {
+            wanted = current;
         }
         if wanted > current {
             self.lower_since = None;
@@ -77,25 +155,41 @@ impl AutoDelay {
 mod tests {
     use super::*;
 
+    fn reqs(targets: &[u32]) -> Vec<Requirement> {
+        targets.iter().map(|&t| t.into()).collect()
+    }
+
     #[test]
     fn rises_after_holding_and_falls_after_holding_longer() {
         let t0 = Instant::now();
         let mut a = AutoDelay::default();
-        assert_eq!(a.choose(0, &[87, 120, 101], t0), Some(120));
-        assert_eq!(a.choose(120, &[87, 131], t0), None);
-        assert_eq!(a.choose(120, &[87, 131], t0 + Duration::from_secs(1)), None);
+        assert_eq!(a.choose(0, &reqs(&[87, 120, 101]), t0), Some(120));
+        assert_eq!(a.choose(120, &reqs(&[87, 131]), t0), None);
+        assert_eq!(
+            a.choose(120, &reqs(&[87, 131]), t0 + Duration::from_secs(1)),
+            None
+        );
         // A one-second spike is forgotten...
-        assert_eq!(a.choose(120, &[90], t0 + Duration::from_millis(1500)), None);
-        assert_eq!(a.choose(120, &[131], t0 + Duration::from_secs(2)), None);
+        assert_eq!(
+            a.choose(120, &reqs(&[90]), t0 + Duration::from_millis(1500)),
+            None
+        );
+        assert_eq!(
+            a.choose(120, &reqs(&[131]), t0 + Duration::from_secs(2)),
+            None
+        );
         // ...a requirement that holds is not.
         assert_eq!(
-            a.choose(120, &[131], t0 + Duration::from_secs(4)),
+            a.choose(120, &reqs(&[131]), t0 + Duration::from_secs(4)),
             Some(135)
         );
-        assert_eq!(a.choose(135, &[90, 96], t0), None);
-        assert_eq!(a.choose(135, &[90, 96], t0 + Duration::from_secs(5)), None);
+        assert_eq!(a.choose(135, &reqs(&[90, 96]), t0), None);
         assert_eq!(
-            a.choose(135, &[90, 96], t0 + Duration::from_secs(10)),
+            a.choose(135, &reqs(&[90, 96]), t0 + Duration::from_secs(5)),
+            None
+        );
+        assert_eq!(
+            a.choose(135, &reqs(&[90, 96]), t0 + Duration::from_secs(10)),
             Some(100)
         );
     }
@@ -104,17 +198,87 @@ mod tests {
     fn a_brief_recovery_does_not_lower_it() {
         let t0 = Instant::now();
         let mut a = AutoDelay::default();
-        assert_eq!(a.choose(200, &[100], t0), None);
-        assert_eq!(a.choose(200, &[200], t0 + Duration::from_secs(6)), None);
-        assert_eq!(a.choose(200, &[100], t0 + Duration::from_secs(12)), None);
+        assert_eq!(a.choose(200, &reqs(&[100]), t0), None);
+        assert_eq!(
+            a.choose(200, &reqs(&[200]), t0 + Duration::from_secs(6)),
+            None
+        );
+        assert_eq!(
+            a.choose(200, &reqs(&[100]), t0 + Duration::from_secs(12)),
+            None
+        );
     }
 
     #[test]
     fn hopeless_viewers_and_no_viewers_do_not_move_it() {
         let t0 = Instant::now();
         let mut a = AutoDelay::default();
-        assert_eq!(a.choose(120, &[5000], t0), None);
-        assert_eq!(a.choose(120, &[], t0), None);
-        assert_eq!(a.choose(0, &[12], t0), Some(MIN_MS));
+        assert_eq!(a.choose(120, &reqs(&[5000]), t0), None);
+        assert_eq!(a.choose(120, &reqs(&[]), t0), None);
+        assert_eq!(a.choose(0, &reqs(&[12]), t0), Some(MIN_MS));
+    }
+
+    /// Viewers of one 60 Hz display at whose refreshes ingest times fall `phase_us` after.
+    fn one_display(targets: &[u32], phase_us: u32) -> Vec<Requirement> {
+        targets
+            .iter()
+            .map(|&t| Requirement {
+                target_ms: t,
+                refresh: RefreshPhase::new(16_667, phase_us),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn d_is_put_clear_of_the_middle_between_refreshes() {
+        let t0 = Instant::now();
+        let mut a = AutoDelay::default();
+        // At D = 180 the frames are due (2 + 180) mod 16.667 = 15.3 ms after a refresh,
+        // 1.3 ms before the next one: clear. At 174 they are due 9.3 ms after one, 1 ms past
+        // the middle; the first D that is 3 ms clear of it is 177 (4.3 ms before the next).
+        assert_eq!(a.choose(0, &one_display(&[180, 60], 2_000), t0), Some(180));
+        assert_eq!(a.choose(0, &one_display(&[174, 60], 2_000), t0), Some(177));
+        // Without a grid: the old rounding to 5 ms.
+        assert_eq!(a.choose(0, &reqs(&[174, 60]), t0), Some(175));
+        let r = RefreshPhase::new(16_667, 2_000).unwrap();
+        assert!(!is_clear(&r, 174) && !is_clear(&r, 176) && is_clear(&r, 177));
+    }
+
+    #[test]
+    fn the_most_displays_win() {
+        let grids = |v: &[Requirement]| v.iter().filter_map(|r| r.refresh).collect::<Vec<_>>();
+        // Two displays half a period apart: their clear spans overlap (each is 64 % of the
+        // period), at 104.
+        let mut two = one_display(&[100, 100, 100], 0);
+        two.extend(one_display(&[100], 8_333));
+        assert_eq!(aligned(100, &grids(&two)), Some(104));
+        // Three a third apart cannot all be clear: the one with three viewers and one other.
+        let mut three = one_display(&[100, 100, 100], 0);
+        three.extend(one_display(&[100], 5_556));
+        three.extend(one_display(&[100], 11_111));
+        let g = grids(&three);
+        let d = aligned(100, &g).unwrap();
+        assert!((100..=117).contains(&d), "{d}");
+        assert_eq!(clear_count(&g, d), 4, "{d}");
+        assert!(is_clear(&g[0], d));
+        assert!((100..d).all(|e| clear_count(&g, e) < 4));
+    }
+
+    #[test]
+    fn a_clear_d_stays_and_a_rise_is_clear() {
+        let t0 = Instant::now();
+        let mut a = AutoDelay::default();
+        // Current 181 is enough and clear; the least clear D is 178: no change for 3 ms.
+        assert_eq!(a.choose(181, &one_display(&[178], 2_000), t0), None);
+        assert_eq!(
+            a.choose(181, &one_display(&[178], 2_000), t0 + LOWER_AFTER),
+            None
+        );
+        // A requirement over D raises it, to a clear value: 190 and 192 are not, 193 is.
+        assert_eq!(a.choose(181, &one_display(&[190], 2_000), t0), None);
+        assert_eq!(
+            a.choose(181, &one_display(&[190], 2_000), t0 + RAISE_AFTER),
+            Some(193)
+        );
     }
 }

@@ -142,11 +142,7 @@ impl Channel {
 
     /// Re-chooses D from the viewers' fresh feedback (automatic mode).
     pub fn auto_delay(&self, now: Instant) {
-        let requirements: Vec<u32> = self
-            .viewers
-            .fresh_targets(delay::FRESH)
-            .into_iter()
-            .collect();
+        let requirements = self.viewers.fresh_requirements(delay::FRESH);
         let current = self.delay_ms();
         let chosen = lock(&self.auto_delay).choose(current, &requirements, now);
         if let Some(d) = chosen {

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use lockstep_media::wire::Feedback;
 
+use super::delay::Requirement;
+
 /// How a viewer watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +58,10 @@ pub struct ViewerInfo {
     pub rtt_ms: Option<f64>,
     /// The lowest latency the viewer says it can hold (what the shared delay is chosen from).
     pub target_ms: Option<u32>,
+    /// Its display's refresh period and where ingest times fall after a refresh (Feedback
+    /// 1.4; WebCodecs viewers), ms.
+    pub refresh_period_ms: Option<f64>,
+    pub refresh_phase_ms: Option<f64>,
     pub feedback_age_s: Option<f64>,
 }
 
@@ -124,6 +130,12 @@ impl ViewerStats {
             sync_error_ms: f.and_then(|f| f.sync_error_ms),
             rtt_ms: f.and_then(|f| f.rtt_us).map(|us| us as f64 / 1000.0),
             target_ms: f.and_then(|f| f.target_ms),
+            refresh_period_ms: f
+                .and_then(|f| f.refresh)
+                .map(|r| f64::from(r.period_us) / 1000.0),
+            refresh_phase_ms: f
+                .and_then(|f| f.refresh)
+                .map(|r| f64::from(r.phase_us) / 1000.0),
             feedback_age_s: fb.map(|(_, t)| t.elapsed().as_secs_f64()),
         }
     }
@@ -179,13 +191,17 @@ impl ViewerSet {
         self.lock().remove(&id);
     }
 
-    /// The `target_ms` of every viewer whose feedback is younger than `fresh`.
-    pub fn fresh_targets(&self, fresh: std::time::Duration) -> Vec<u32> {
+    /// What every viewer whose feedback is younger than `fresh` says of D: its `target_ms`
+    /// and refresh grid.
+    pub fn fresh_requirements(&self, fresh: std::time::Duration) -> Vec<Requirement> {
         self.lock()
             .values()
             .filter_map(|v| {
                 let (f, at) = (*v.feedback.lock().unwrap_or_else(|e| e.into_inner()))?;
-                (at.elapsed() <= fresh).then_some(f.target_ms?)
+                (at.elapsed() <= fresh).then_some(Requirement {
+                    target_ms: f.target_ms?,
+                    refresh: f.refresh,
+                })
             })
             .collect()
     }

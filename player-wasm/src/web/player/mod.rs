@@ -701,6 +701,8 @@ impl Inner {
                 .rtt_us()
                 .map(|r| r.clamp(0, u32::MAX as i64 - 1) as u32),
             target_ms: Some(self.required_ms().round() as u32),
+            // MSE has no frame-exact presentation to align.
+            refresh: None,
         };
         if let Some(s) = &self.socket {
             s.send(&Message::Feedback(fb).to_bytes());

@@ -308,6 +308,21 @@ impl Inner {
             .clamp(-refresh, refresh)
     }
 
+    /// Where the stream's ingest times fall on this display's refresh grid (Feedback 1.4):
+    /// the last written frame's ingest time on the local clock against the grid. `None` until
+    /// the grid and a frame are known.
+    fn wc_refresh_phase(&self) -> Option<wire::RefreshPhase> {
+        let v = self.wc.as_ref()?.video.as_ref()?;
+        let (pts, _) = v.on_screen?;
+        let ingest = self.due_ms(pts)? - self.wc_delay_ms();
+        let (period, phase) = v.refresh.phase(ingest, now_ms())?;
+        let period_us = (period * 1000.0).round() as u32;
+        wire::RefreshPhase::new(
+            period_us,
+            ((phase * 1000.0) as u32).min(period_us.saturating_sub(1)),
+        )
+    }
+
     /// The display's refresh period, ms, once measured.
     fn wc_refresh_ms(&self) -> Option<f64> {
         self.wc.as_ref()?.video.as_ref()?.refresh.period_ms()
@@ -396,6 +411,7 @@ impl Inner {
                 .wc_settled_ms
                 .filter(|&at| now_ms() - at >= WC_REPORT_AFTER_MS)
                 .map(|_| self.wc_required_ms().round() as u32),
+            refresh: self.wc_refresh_phase(),
         };
         if let Some(s) = &self.socket {
             s.send(&Message::Feedback(fb).to_bytes());

@@ -406,6 +406,7 @@ mod tests {
             sync_error_ms: Some(-12),
             rtt_us: None,
             target_ms: None,
+            refresh: None,
         });
         let s = summarize(&[a, b]);
         assert_eq!(s.sync_error_ms_max_abs, Some(12));
