@@ -38,6 +38,9 @@ pub const RAISE_AFTER: Duration = Duration::from_secs(2);
 /// of the period): what a viewer's clock error, the source's whole-ms timestamps (±0.3 ms at
 /// 30 fps) and the phase's age may move it by without changing the refresh it lands on.
 pub const CLEAR_OF_MIDDLE_US: u32 = 3_000;
+/// Refresh periods taken from viewers, µs (500 Hz to 20 Hz); others are ignored (they would
+/// also make the search for an aligned D as long as they are).
+pub const PLAUSIBLE_PERIOD_US: std::ops::RangeInclusive<u32> = 2_000..=50_000;
 
 /// One viewer's say in D, from its fresh feedback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +115,10 @@ impl AutoDelay {
                 .filter(|r| r.target_ms > 0 && r.target_ms <= MAX_AUTO_MS)
         };
         let need = healthy().map(|r| r.target_ms).max()?.max(MIN_MS);
-        let grids: Vec<RefreshPhase> = healthy().filter_map(|r| r.refresh).collect();
+        let grids: Vec<RefreshPhase> = healthy()
+            .filter_map(|r| r.refresh)
+            .filter(|g| PLAUSIBLE_PERIOD_US.contains(&g.period_us))
+            .collect();
         let mut wanted = match aligned(need, &grids) {
             Some(d) => d,
             None => need.div_ceil(STEP_MS) * STEP_MS,
@@ -142,8 +148,13 @@ impl AutoDelay {
             self.lower_since = None;
             return None;
         }
+        // Lower: after a lower requirement held a while, or, when the current D has frames
+        // due near the middle between refreshes where the lower one does not, as soon as a
+        // rise would be made.
+        let misaligned = clear_count(&grids, current) < clear_count(&grids, wanted);
+        let hold = if misaligned { RAISE_AFTER } else { LOWER_AFTER };
         let since = *self.lower_since.get_or_insert(now);
-        if now.duration_since(since) >= LOWER_AFTER {
+        if now.duration_since(since) >= hold {
             self.lower_since = None;
             return Some(wanted);
         }
@@ -262,6 +273,27 @@ mod tests {
         assert_eq!(clear_count(&g, d), 4, "{d}");
         assert!(is_clear(&g[0], d));
         assert!((100..d).all(|e| clear_count(&g, e) < 4));
+    }
+
+    #[test]
+    fn a_d_gone_unclear_moves_soon_and_odd_periods_are_ignored() {
+        let t0 = Instant::now();
+        let mut a = AutoDelay::default();
+        // 176 is enough for 170 but 3 ms from the middle less 4 µs; 170 itself is clear (due
+        // 5.3 ms after a refresh): D moves after 2 s, not 10.
+        let r = RefreshPhase::new(16_667, 2_000).unwrap();
+        assert!(!is_clear(&r, 176) && is_clear(&r, 170));
+        assert_eq!(a.choose(176, &one_display(&[170], 2_000), t0), None);
+        assert_eq!(
+            a.choose(176, &one_display(&[170], 2_000), t0 + RAISE_AFTER),
+            Some(170)
+        );
+        // A period of an hour is not a display: the 5 ms rounding, and no hour-long search.
+        let odd = [Requirement {
+            target_ms: 171,
+            refresh: RefreshPhase::new(3_600_000_000, 5),
+        }];
+        assert_eq!(AutoDelay::default().choose(0, &odd, t0), Some(175));
     }
 
     #[test]
