@@ -108,6 +108,20 @@ describe('webcodecs', { timeout: 240000 }, () => {
       assert.equal(typeof s.decodeQueueSize, 'number');
       assert.equal(typeof s.framesDroppedLate, 'number');
       console.log(`webcodecs: latencyMs ${s.latencyMs.toFixed(1)} target ${s.targetLatencyMs} decodeP95 ${s.decodeP95Ms} arrivalP95 ${s.arrivalP95Ms} required ${s.requiredLatencyMs} presented ${s.framesPresented} droppedLate ${s.framesDroppedLate} avOffset ${s.avOffsetMs.toFixed(1)} presentError ${s.presentErrorMs}`);
+      // Its Feedback carries the display's refresh grid (protocol 1.4), which the relay
+      // shows and aligns D with: ~16.7 ms in headless Chromium, a phase within it.
+      let me;
+      const until = Date.now() + 5000;
+      while (Date.now() < until) {
+        const st = await relay.json('/api/stats?channel=live');
+        me = st.channels[0].viewer_list.viewers.find((v) => v.mode === 'webcodecs' && v.refresh_period_ms);
+        if (me) break;
+        await sleep(250);
+      }
+      assert.ok(me, 'no WebCodecs viewer reported its refresh grid within 5 s');
+      assert.ok(me.refresh_period_ms > 10 && me.refresh_period_ms < 25, `refresh_period_ms ${me.refresh_period_ms}`);
+      assert.ok(me.refresh_phase_ms >= 0 && me.refresh_phase_ms < me.refresh_period_ms,
+        `refresh_phase_ms ${me.refresh_phase_ms} of ${me.refresh_period_ms}`);
       const errors = (await playerEvents(page)).filter(([t]) => t === 'error');
       assert.deepEqual(errors, []);
     } finally {
