@@ -436,16 +436,13 @@ mod tests {
 
     #[test]
     fn the_phase_of_an_instant_on_the_grid() {
-        let mut c = RefreshClock::default();
-        assert_eq!(c.phase(10.0, 0.0), None);
-        for i in 0..10 {
-            c.on_animation_frame(i as f64 * P);
-        }
-        c.on_displayed(90.0, 100.0, None, 100.0);
-        let (period, phase) = c.phase(100.0 + 3.0 * P + 4.0, 120.0).unwrap();
+        assert_eq!(RefreshClock::default().phase(10.0, 0.0), None);
+        let c = learnt();
+        let now = PHASE + 39.0 * P;
+        let (period, phase) = c.phase(PHASE + 42.0 * P + 4.0, now).unwrap();
         assert!((period - P).abs() < 1e-9);
         assert!((phase - 4.0).abs() < 1e-9, "{phase}");
-        let (_, before) = c.phase(100.0 - 1.0, 120.0).unwrap();
+        let (_, before) = c.phase(PHASE + 38.0 * P - 1.0, now).unwrap();
         assert!((before - (P - 1.0)).abs() < 1e-9, "{before}");
     }
 }

@@ -51,15 +51,6 @@ pub struct Requirement {
     pub refresh: Option<RefreshPhase>,
 }
 
-impl From<u32> for Requirement {
-    fn from(target_ms: u32) -> Self {
-        Requirement {
-            target_ms,
-            refresh: None,
-        }
-    }
-}
-
 /// Whether frames due `delay_ms` after ingest are clear of the middle between two refreshes
 /// of the display `r`.
 fn is_clear(r: &RefreshPhase, delay_ms: u32) -> bool {
@@ -166,8 +157,15 @@ impl AutoDelay {
 mod tests {
     use super::*;
 
+    /// Requirements without refresh grids (MSE viewers, 1.1–1.3 players).
     fn reqs(targets: &[u32]) -> Vec<Requirement> {
-        targets.iter().map(|&t| t.into()).collect()
+        targets
+            .iter()
+            .map(|&target_ms| Requirement {
+                target_ms,
+                refresh: None,
+            })
+            .collect()
     }
 
     #[test]

@@ -62,13 +62,18 @@ impl Inner {
             .unwrap_or(REFRESH_MS)
     }
 
-    /// performance.now() time (ms) at which the frame at media time `pts_ms` is due:
-    /// its relay ingest time + D, converted from the relay clock to the local one.
-    fn due_ms(&self, pts_ms: f64) -> Option<f64> {
+    /// performance.now() time (ms) at which the frame at media time `pts_ms` was ingested by
+    /// the relay: its relay ingest time, converted from the relay clock to the local one.
+    fn ingest_local_ms(&self, pts_ms: f64) -> Option<f64> {
         let ingest_us = self.session.anchors.ingest_us(pts_ms)?;
         let offset_us = self.session.clock.offset_us()? as f64;
-        let local_us = ingest_us + self.wc_delay_ms() * 1000.0 - offset_us;
-        Some(local_us / 1000.0 - self.time_origin)
+        Some((ingest_us - offset_us) / 1000.0 - self.time_origin)
+    }
+
+    /// performance.now() time (ms) at which the frame at media time `pts_ms` is due: its
+    /// ingest time + D.
+    fn due_ms(&self, pts_ms: f64) -> Option<f64> {
+        Some(self.ingest_local_ms(pts_ms)? + self.wc_delay_ms())
     }
 
     pub(super) fn wc_action(&mut self, a: Action) {
@@ -314,8 +319,7 @@ impl Inner {
     fn wc_refresh_phase(&self) -> Option<wire::RefreshPhase> {
         let v = self.wc.as_ref()?.video.as_ref()?;
         let (pts, _) = v.on_screen?;
-        let ingest = self.due_ms(pts)? - self.wc_delay_ms();
-        let (period, phase) = v.refresh.phase(ingest, now_ms())?;
+        let (period, phase) = v.refresh.phase(self.ingest_local_ms(pts)?, now_ms())?;
         let period_us = (period * 1000.0).round() as u32;
         wire::RefreshPhase::new(
             period_us,
