@@ -51,31 +51,41 @@ export function blockSize(height) {
   return s - (s % 2);
 }
 
-/** The value congruent to `t32` modulo 2^32 nearest to `nowMs` (Unix ms). */
 /**
  * Date.now() − (performance.timeOrigin + performance.now()), ms, to a small fraction of a ms.
  * Date.now() counts whole ms, so one reading is up to 1 ms off; read at the instant it ticks
- * (a busy wait of at most ~1 ms), the gap is as fine as performance.now() (0.1 ms here). The
- * median of five such readings.
+ * (a busy wait of at most ~1 ms), the gap is as fine as performance.now() (0.1 ms in a page).
+ * Each poll reads performance.now() before and after Date.now(), so the tick is known to fall
+ * between the start of the last poll that saw the old value and the end of the one that saw
+ * the new. The scheduler or a cold JIT can widen that bracket by milliseconds, so of several
+ * readings the one with the narrowest bracket is kept (its middle).
  */
 export function clockGapMs() {
-  const gaps = [];
-  for (let i = 0; i < 5; i++) {
+  let best = null;
+  let bestWidth = Infinity;
+  for (let i = 0; i < 7; i++) {
+    let start = performance.now();
     const before = Date.now();
-    const giveUp = performance.now() + 3;
-    let mono;
-    let wall;
-    do {
-      mono = performance.now();
-      wall = Date.now();
-    } while (wall === before && mono < giveUp);
-    if (wall !== before) gaps.push(wall - (performance.timeOrigin + mono));
+    const giveUp = start + 3;
+    for (;;) {
+      const pollStart = performance.now();
+      const wall = Date.now();
+      const end = performance.now();
+      if (wall !== before) {
+        if (end - start < bestWidth) {
+          bestWidth = end - start;
+          best = wall - (performance.timeOrigin + (start + end) / 2);
+        }
+        break;
+      }
+      if (end > giveUp) break;
+      start = pollStart;
+    }
   }
-  if (!gaps.length) return Date.now() - (performance.timeOrigin + performance.now());
-  gaps.sort((a, b) => a - b);
-  return gaps[gaps.length >> 1];
+  return best ?? Date.now() - (performance.timeOrigin + performance.now());
 }
 
+/** The value congruent to `t32` modulo 2^32 nearest to `nowMs` (Unix ms). */
 export function unwrapTime(t32, nowMs = Date.now()) {
   const base = nowMs - (nowMs % TWO32);
   let best = base + t32;
