@@ -224,7 +224,6 @@ async function runMode(mode, opts, browser, bins) {
     // The window: poll the players' statistics and the relay's D once a second.
     const t0 = Date.now();
     const t1 = t0 + opts.seconds * 1000;
-    const delays = [];
     const delayTrace = [];
     while (Date.now() < t1) {
       const tick = Date.now();
@@ -233,7 +232,6 @@ async function runMode(mode, opts, browser, bins) {
         ...viewers.map(async (v) => { const s = await v.page.evaluate(pageStats).catch(() => null); if (s) v.stats.push(s); }),
       ]);
       const ch = chs && chs.channels.find((c) => c.name === CHANNEL);
-      if (ch) delays.push(ch.delay_ms);
       if (ch) delayTrace.push({ t: tick, delayMs: ch.delay_ms });
       await sleep(Math.max(0, Math.min(1000 - (Date.now() - tick), t1 - Date.now())));
     }
@@ -253,6 +251,7 @@ async function runMode(mode, opts, browser, bins) {
     }
     const load1 = os.loadavg();
     if (opts.trace) writeTrace(opts.trace, mode, viewers, { t0, t1, delayTrace });
+    const delays = delayTrace.map((d) => d.delayMs);
     return analyse(mode, opts, viewers, { t0, t1, delays, relayStats, load: [load0[0], load1[0]], proxyStats: proxy.stats() });
   } finally {
     for (const v of viewers) await v.context.close().catch(() => {});

@@ -117,11 +117,12 @@ impl AutoDelay {
         if current == 0 {
             return Some(wanted);
         }
+        let (clear_now, clear_wanted) = (clear_count(&grids, current), clear_count(&grids, wanted));
         // A current D that is enough, clear on as many displays and less than a step above
         // what is wanted stays: no change for a millisecond.
         if !grids.is_empty()
             && (need..wanted + STEP_MS).contains(&current)
-            && clear_count(&grids, current) >= clear_count(&grids, wanted)
+            && clear_now >= clear_wanted
         {
             wanted = current;
         }
@@ -142,8 +143,11 @@ impl AutoDelay {
         // Lower: after a lower requirement held a while, or, when the current D has frames
         // due near the middle between refreshes where the lower one does not, as soon as a
         // rise would be made.
-        let misaligned = clear_count(&grids, current) < clear_count(&grids, wanted);
-        let hold = if misaligned { RAISE_AFTER } else { LOWER_AFTER };
+        let hold = if clear_now < clear_wanted {
+            RAISE_AFTER
+        } else {
+            LOWER_AFTER
+        };
         let since = *self.lower_since.get_or_insert(now);
         if now.duration_since(since) >= hold {
             self.lower_since = None;
@@ -157,15 +161,17 @@ impl AutoDelay {
 mod tests {
     use super::*;
 
-    /// Requirements without refresh grids (MSE viewers, 1.1–1.3 players).
-    fn reqs(targets: &[u32]) -> Vec<Requirement> {
+    /// Viewers needing `targets`, all with the refresh grid `refresh`.
+    fn with_grid(targets: &[u32], refresh: Option<RefreshPhase>) -> Vec<Requirement> {
         targets
             .iter()
-            .map(|&target_ms| Requirement {
-                target_ms,
-                refresh: None,
-            })
+            .map(|&target_ms| Requirement { target_ms, refresh })
             .collect()
+    }
+
+    /// Requirements without refresh grids (MSE viewers, 1.1–1.3 players).
+    fn reqs(targets: &[u32]) -> Vec<Requirement> {
+        with_grid(targets, None)
     }
 
     #[test]
@@ -229,13 +235,7 @@ mod tests {
 
     /// Viewers of one 60 Hz display at whose refreshes ingest times fall `phase_us` after.
     fn one_display(targets: &[u32], phase_us: u32) -> Vec<Requirement> {
-        targets
-            .iter()
-            .map(|&t| Requirement {
-                target_ms: t,
-                refresh: RefreshPhase::new(16_667, phase_us),
-            })
-            .collect()
+        with_grid(targets, RefreshPhase::new(16_667, phase_us))
     }
 
     #[test]

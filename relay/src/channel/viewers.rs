@@ -106,6 +106,7 @@ impl ViewerStats {
     pub fn info(&self) -> ViewerInfo {
         let fb = *self.feedback.lock().unwrap_or_else(|e| e.into_inner());
         let f = fb.map(|(f, _)| f);
+        let grid = f.and_then(|f| f.refresh);
         ViewerInfo {
             id: self.id,
             addr: self.addr.clone(),
@@ -130,12 +131,8 @@ impl ViewerStats {
             sync_error_ms: f.and_then(|f| f.sync_error_ms),
             rtt_ms: f.and_then(|f| f.rtt_us).map(|us| us as f64 / 1000.0),
             target_ms: f.and_then(|f| f.target_ms),
-            refresh_period_ms: f
-                .and_then(|f| f.refresh)
-                .map(|r| f64::from(r.period_us) / 1000.0),
-            refresh_phase_ms: f
-                .and_then(|f| f.refresh)
-                .map(|r| f64::from(r.phase_us) / 1000.0),
+            refresh_period_ms: grid.map(|r| f64::from(r.period_us) / 1000.0),
+            refresh_phase_ms: grid.map(|r| f64::from(r.phase_us) / 1000.0),
             feedback_age_s: fb.map(|(_, t)| t.elapsed().as_secs_f64()),
         }
     }
